@@ -1,0 +1,385 @@
+"""Typed experiment configuration: Hand4Whole's defaults, yaml overlays and key=value overrides.
+
+A config is built once with `load_config` and passed explicitly; modules receive their own section
+(`cfg.model`, `cfg.train`) or keyword arguments. There is no global config object, and importing this
+module has no side effects (no folders created, no `sys.path` edits).
+
+Layers, later ones winning:
+    1. the dataclass defaults below, which are Hand4Whole's values;
+    2. a yaml file: a bare name (`agora_finetune`) is looked up in main/configs/, a path is used as given;
+    3. `key=value` overrides with dotted keys (`train.lr=1e-5`, `train.lr_dec_epoch=[10,12]`).
+
+Every layer is checked key by key against the dataclasses through OmegaConf's structured configs, so
+an unknown key or a wrong type fails with a `ConfigError` naming the key and the file or override it
+came from. The result is converted back to plain dataclasses: the rest of the code never sees
+OmegaConf objects. Treat a loaded config as read-only.
+"""
+
+import dataclasses
+import difflib
+import math
+import os
+import tempfile
+import typing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from common.paths import resolve_repo_path
+
+CONFIG_DIR: Path = Path(__file__).resolve().parent / "configs"
+RESNET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
+# Top-level fields holding paths; load_config makes them absolute (see common/paths.py for why).
+PATH_KEYS: tuple[str, ...] = ("human_model_path", "data_dir", "output_dir")
+
+
+class ConfigError(ValueError):
+    """An invalid config key, value, file or override; the one-line message names it and its source.
+
+    Attributes:
+        key: the dotted key at fault, or None when no single key is (a missing file, a malformed override).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # bool is an int subclass
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _require(ok: bool, key: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}", key)
+
+
+def _check_int(key: str, value: Any, minimum: int) -> None:
+    _require(_is_int(value) and value >= minimum, key, f"an integer >= {minimum}", value)
+
+
+def _is_sequence(value: Any, length: int) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str) and len(value) == length
+
+
+def _int_tuple(key: str, value: Any, length: int) -> tuple[int, ...]:
+    ok = _is_sequence(value, length) and all(_is_int(v) and v > 0 for v in value)
+    _require(ok, key, f"{length} positive integers", value)
+    return tuple(value)
+
+
+def _float_tuple(key: str, value: Any, length: int, positive: bool) -> tuple[float, ...]:
+    ok = _is_sequence(value, length) and all(_is_number(v) and (v > 0 or not positive) for v in value)
+    _require(ok, key, f"{length} {'positive ' if positive else ''}numbers", value)
+    return tuple(float(v) for v in value)
+
+
+@dataclass
+class ModelConfig:
+    """Network input/output geometry and backbones, as in Hand4Whole's config.py.
+
+    Image shapes are (H, W) in pixels and heatmap shapes (D, H, W) in voxels, Hand4Whole's order. The
+    `*_3d_size` values are the metric extent in metres that a heatmap's depth axis D spans. Sequences
+    are tuples; a wrong length or a non-positive size raises `ConfigError` naming the key.
+    """
+
+    input_img_shape: tuple[int, int] = (512, 384)  # (H, W) crop around the person, aspect 0.75
+    input_body_shape: tuple[int, int] = (256, 192)  # (H, W) body-backbone input, resized from the crop
+    output_hm_shape: tuple[int, int, int] = (8, 8, 6)  # (D, H, W) body joint heatmap
+    input_hand_shape: tuple[int, int] = (256, 256)  # (H, W) each hand RoI crop
+    output_hand_hm_shape: tuple[int, int, int] = (8, 8, 8)  # (D, H, W) hand joint heatmap
+    input_face_shape: tuple[int, int] = (192, 192)  # (H, W) face RoI crop
+    # Virtual camera in pixels of the body input, in (x, y) order unlike the shapes above: the
+    # principal point is the centre of input_body_shape, (W / 2, H / 2).
+    focal: tuple[float, float] = (5000.0, 5000.0)
+    princpt: tuple[float, float] = (96.0, 128.0)
+    body_3d_size: float = 2.0
+    hand_3d_size: float = 0.3
+    face_3d_size: float = 0.3
+    camera_3d_size: float = 2.5  # k in t_z = k * sigmoid(gamma), metres
+    resnet_type: int = 50  # ResNet depth of the body backbone
+    hand_resnet_type: int = 50  # one backbone shared by both hands (left mirrored to right)
+    face_resnet_type: int = 18
+
+    def __post_init__(self) -> None:
+        # OmegaConf already checks lengths and element types when loading; this also covers direct
+        # construction in Python and turns lists into tuples so readers always get one type.
+        for name in ("input_img_shape", "input_body_shape", "input_hand_shape", "input_face_shape"):
+            setattr(self, name, _int_tuple(f"model.{name}", getattr(self, name), 2))
+        for name in ("output_hm_shape", "output_hand_hm_shape"):
+            setattr(self, name, _int_tuple(f"model.{name}", getattr(self, name), 3))
+        self.focal = _float_tuple("model.focal", self.focal, 2, positive=True)
+        self.princpt = _float_tuple("model.princpt", self.princpt, 2, positive=False)
+        for name in ("body_3d_size", "hand_3d_size", "face_3d_size", "camera_3d_size"):
+            value = getattr(self, name)
+            _require(_is_number(value) and value > 0, f"model.{name}", "a positive number of metres", value)
+            setattr(self, name, float(value))
+        for name in ("resnet_type", "hand_resnet_type", "face_resnet_type"):
+            value = getattr(self, name)
+            _require(_is_int(value) and value in RESNET_DEPTHS, f"model.{name}", f"one of {RESNET_DEPTHS}", value)
+
+
+@dataclass
+class DataConfig:
+    """Datasets by the names of data/'s dataset dict, and data loading."""
+
+    trainset_3d: list[str] = field(default_factory=lambda: ["Human36M"])
+    trainset_2d: list[str] = field(default_factory=lambda: ["MSCOCO", "MPII"])
+    testset: str = "EHF"
+    num_thread: int = 8  # DataLoader worker processes
+
+    def __post_init__(self) -> None:
+        _check_int("data.num_thread", self.num_thread, 0)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation schedule: the learning rate is divided by lr_dec_factor at each epoch of lr_dec_epoch."""
+
+    lr: float = 1e-4
+    lr_dec_factor: float = 10.0
+    lr_dec_epoch: list[int] = field(default_factory=lambda: [4, 6])
+    end_epoch: int = 7  # epochs 0 .. end_epoch - 1 are trained
+    train_batch_size: int = 24  # per GPU process
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(_is_number(self.lr) and self.lr > 0, "train.lr", "a positive number", self.lr)
+        factor = self.lr_dec_factor
+        _require(_is_number(factor) and factor > 0, "train.lr_dec_factor", "a positive number", factor)
+        self.lr, self.lr_dec_factor = float(self.lr), float(factor)
+        epochs = self.lr_dec_epoch
+        ok = isinstance(epochs, list) and all(_is_int(e) and e >= 0 for e in epochs) and epochs == sorted(epochs)
+        _require(ok, "train.lr_dec_epoch", "an ascending list of epochs >= 0", epochs)
+        _check_int("train.end_epoch", self.end_epoch, 1)
+        _check_int("train.train_batch_size", self.train_batch_size, 1)
+        _check_int("train.seed", self.seed, 0)
+
+
+@dataclass
+class TestConfig:
+    """Evaluation settings."""
+
+    __test__ = False  # not a pytest test class, despite its name (not a field: it has no annotation)
+
+    test_batch_size: int = 64  # per GPU process
+
+    def __post_init__(self) -> None:
+        _check_int("test.test_batch_size", self.test_batch_size, 1)
+
+
+@dataclass
+class Config:
+    """One experiment. The path fields are absolute after `load_config`; as given when constructed directly."""
+
+    name: str = "hand4whole"  # run name, saved with the config and checkpoints
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+    # Relative paths are relative to the repository root, never the current directory.
+    human_model_path: str = "common/utils/human_model_files"  # body-model files (README: Body-model files)
+    data_dir: str = "data"
+    output_dir: str = "output"
+
+    def __post_init__(self) -> None:
+        for name in ("name", *PATH_KEYS):
+            value = getattr(self, name)
+            _require(isinstance(value, str) and value != "", name, "a non-empty string", value)
+
+
+def available_configs() -> list[str]:
+    """Returns the names of the yaml overlays in main/configs/, without the suffix, sorted."""
+    return sorted(file.stem for file in CONFIG_DIR.glob("*.yaml"))
+
+
+def _find_config_file(path: str | os.PathLike[str]) -> Path:
+    text = os.fspath(path)
+    if Path(text).name == text:  # a bare name: one of main/configs/
+        file = CONFIG_DIR / (text if text.endswith((".yaml", ".yml")) else f"{text}.yaml")
+    else:  # a path, as the user typed it
+        file = Path(text).expanduser()
+    if not file.is_file():
+        names = ", ".join(available_configs()) or "none"
+        raise ConfigError(f"config file not found: {file}; available in {CONFIG_DIR}: {names}")
+    return file
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    source = f"file '{file}'"
+    try:
+        # OmegaConf's loader, unlike yaml.safe_load, reads 1e-5 as a float and rejects duplicate keys.
+        loaded = OmegaConf.load(file)
+    except (yaml.YAMLError, OSError) as error:
+        raise ConfigError(f"{source}: not a yaml mapping: {' '.join(str(error).split())}") from error
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{source}: expected a mapping of config keys at the top level")
+    return typing.cast(dict[str, Any], OmegaConf.to_container(loaded, resolve=False))
+
+
+def _field_type(key: str, source: str) -> Any:
+    """Returns the declared type of a dotted key; raises ConfigError naming an unknown key."""
+    node: Any = Config
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        section = ".".join(parts[:depth])
+        if not dataclasses.is_dataclass(node):
+            raise ConfigError(f"{source}: unknown key '{key}' ('{section}' is a value, not a section)", key)
+        hints = typing.get_type_hints(node)
+        if part not in hints:
+            close = difflib.get_close_matches(part, hints, n=1)
+            hint = f"; did you mean '{'.'.join([*parts[:depth], close[0]])}'?" if close else ""
+            where = f"'{section}'" if section else "the top level"
+            raise ConfigError(f"{source}: unknown key '{key}'{hint} (keys of {where}: {', '.join(hints)})", key)
+        node = hints[part]
+    return node
+
+
+def _type_name(hint: Any) -> str:
+    if dataclasses.is_dataclass(hint):
+        return f"a mapping ({hint.__name__})"
+    return hint.__name__ if typing.get_origin(hint) is None else str(hint)
+
+
+def _leaves(key: str, value: Any, source: str) -> Iterator[tuple[str, Any]]:
+    """Splits a value for `key` ("" for the whole config) into (dotted key, value) pairs, one per field."""
+    node = _field_type(key, source) if key else Config
+    if isinstance(value, dict) and dataclasses.is_dataclass(node):
+        for name, item in value.items():
+            yield from _leaves(f"{key}.{name}" if key else str(name), item, source)
+    else:
+        yield key, value
+
+
+def _merge(merged: DictConfig, origins: dict[str, str], key: str, value: Any, source: str) -> None:
+    # One key at a time, so that an error names exactly the key and the layer it came from.
+    nested = value
+    for part in reversed(key.split(".")):
+        nested = {part: nested}
+    try:
+        merged.merge_with(nested)
+    except OmegaConfBaseException as error:
+        hint = _type_name(_field_type(key, source))
+        raise ConfigError(f"{source}: {key}: expected {hint}, got {value!r}", key) from error
+    origins[key] = source
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or "" in key.split("."):
+        raise ConfigError(f"override {text!r}: malformed, expected key=value with a dotted key, e.g. train.lr=1e-5")
+    source = f"override {text!r}"
+    if _field_type(key, source) is str:
+        # Verbatim: yaml would read name=007 as the int 7 and so store '7', and strip quotes or comments.
+        return key, raw
+    try:
+        return key, yaml.safe_load(raw)  # lists, numbers, mappings: train.lr_dec_epoch=[10,12]
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: {key}: cannot parse {raw!r} as a yaml value", key) from error
+
+
+def _to_dataclasses(merged: DictConfig, origins: dict[str, str]) -> Config:
+    try:
+        return typing.cast(Config, OmegaConf.to_object(merged))
+    except ConfigError as error:  # raised by a __post_init__ check, which knows the key but not its source
+        source = origins.get(error.key or "")
+        raise ConfigError(f"{source}: {error}" if source else str(error), error.key) from error
+    except OmegaConfBaseException as error:  # e.g. an interpolation ${...} that does not resolve
+        key = getattr(error, "full_key", None) or None
+        source = origins.get(key or "")
+        message = str(error).splitlines()[0]
+        raise ConfigError(f"{source + ': ' if source else ''}{key}: {message}", key) from error
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Builds a config from Hand4Whole's defaults, an optional yaml overlay and key=value overrides.
+
+    Args:
+        path: None for the defaults only; a bare name such as 'agora_finetune' or 'agora_finetune.yaml',
+            looked up in main/configs/; or a path to a yaml file (for example a saved run config), used
+            as given. The yaml holds a nested mapping of the keys to change; dotted keys also work.
+        overrides: strings 'key=value' applied in order after the file. Keys are dotted for nested
+            fields ('train.lr=1e-5'); values are parsed as yaml ('train.lr_dec_epoch=[10,12]'), except
+            for str fields, which take the text after '=' verbatim ('human_model_path=/tmp/smplx').
+
+    Returns:
+        A plain `Config` whose `human_model_path`, `data_dir` and `output_dir` are absolute, relative
+        ones having been resolved against the repository root (not the current directory).
+
+    Raises:
+        ConfigError: a missing config file (the message lists the available ones), an unknown key, a
+            value of the wrong type or length, or an override without '='; the one-line message names
+            the key and the file or override it came from.
+    """
+    if isinstance(overrides, str):  # a lone string is a Sequence[str] of characters: catch the slip
+        raise TypeError(f"overrides must be a sequence of 'key=value' strings, got the string {overrides!r}")
+    merged = OmegaConf.structured(Config)
+    origins: dict[str, str] = {}
+    if path is not None:
+        file = _find_config_file(path)
+        source = f"file '{file}'"
+        for key, value in _leaves("", _read_yaml(file), source):
+            _merge(merged, origins, key, value, source)
+    for text in overrides:
+        key, value = _parse_override(text)
+        for leaf, item in _leaves(key, value, f"override {text!r}"):
+            _merge(merged, origins, leaf, item, f"override {text!r}")
+    cfg = _to_dataclasses(merged, origins)
+    for name in PATH_KEYS:
+        setattr(cfg, name, str(resolve_repo_path(getattr(cfg, name))))
+    return cfg
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """Returns the config as nested dicts of plain Python values (tuples as lists).
+
+    The result is what `save_config` writes and what checkpoints embed: yaml.safe_dump and
+    torch.load(weights_only=True) both accept it.
+    """
+    return _plain(dataclasses.asdict(cfg))
+
+
+def save_config(cfg: Config, path: str | os.PathLike[str]) -> None:
+    """Writes the config as yaml; `load_config(path)` reads it back into an equal `Config`.
+
+    The file is written to a temporary file in the same folder and renamed over `path`, so that a crash
+    never leaves a truncated config next to a run's checkpoints (os.replace is atomic within a file
+    system). The parent folder is created if needed.
+
+    Args:
+        cfg: the config to save.
+        path: the yaml file to write, used as given (callers build it from `cfg.output_dir`).
+    """
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = "# main.config.save_config; read back with main.config.load_config(path)\n"
+    text += yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)  # [512, 384] on one line
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; a config is not a secret
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

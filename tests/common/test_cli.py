@@ -1,0 +1,59 @@
+"""--gpu parsing: the accepted forms, the rejected ones and the one-line message, also through argparse."""
+
+import argparse
+
+import pytest
+
+from common.engine.cli import parse_gpu_ids
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", [0]),
+        ("3", [3]),
+        ("0,1,2,3", [0, 1, 2, 3]),
+        ("2,0", [2, 0]),
+        ("0-3", [0, 1, 2, 3]),
+        ("2-2", [2]),
+        ("10-11", [10, 11]),
+        (" 1,2 ", [1, 2]),
+    ],
+)
+def test_accepted_forms(text: str, expected: list[int]) -> None:
+    assert parse_gpu_ids(text) == expected
+
+
+REJECTED = ["", " ", "a", "3-1", "0,,1", "0,0", "1-2,3", "-1", "0-", ",0", "0,", "0.5", "0 1", "0--1", "٣", "0x1"]
+
+
+@pytest.mark.parametrize("text", REJECTED)
+def test_rejected_forms_quote_the_input_and_show_the_accepted_ones(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        parse_gpu_ids(text)
+    message = str(raised.value)
+    assert repr(text) in message
+    assert "'0'" in message and "'0,1,2,3'" in message and "'0-3'" in message
+    assert "\n" not in message
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train.py")
+    parser.add_argument("--gpu", type=parse_gpu_ids, default=[0])
+    return parser
+
+
+def test_argparse_type_parses() -> None:
+    assert _parser().parse_args(["--gpu", "0-3"]).gpu == [0, 1, 2, 3]
+    assert _parser().parse_args(["--gpu", "1,3"]).gpu == [1, 3]
+    assert _parser().parse_args([]).gpu == [0]
+
+
+@pytest.mark.parametrize("text", ["3-1", "0,0", "a"])
+def test_argparse_error_is_one_line_naming_the_option(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        _parser().parse_args(["--gpu", text])
+    assert raised.value.code == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith(f"train.py: error: argument --gpu: invalid GPU ids {text!r}")
+    assert "'0-3'" in last_line
