@@ -1,0 +1,152 @@
+"""Checkpoint tools and snapshot I/O on toy state dicts: key remapping, dropping, atomic writes, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import OrderedDict
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from common.engine.snapshot import (
+    SnapshotError,
+    latest_snapshot,
+    read_snapshot,
+    snapshot_path,
+    strip_module_prefix,
+    write_snapshot,
+)
+from common.paths import REPO_ROOT
+
+
+def load_tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tool" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def toy_wholebody() -> OrderedDict[str, torch.Tensor]:
+    return OrderedDict(
+        [
+            ("backbone.conv1.weight", torch.zeros(4, 3, 1, 1)),
+            ("hand_roi_net.backbone.conv1.weight", torch.zeros(4, 3, 1, 1)),
+            ("hand_roi_net.backbone.layer1.0.bn1.running_mean", torch.zeros(4)),
+            ("hand_position_net.conv.0.weight", torch.zeros(2, 4, 1, 1)),
+            ("hand_rotation_net.hand_pose_out.0.weight", torch.zeros(6, 4)),
+            ("face_regressor.expr_out.0.weight", torch.zeros(10, 4)),
+        ]
+    )
+
+
+@pytest.mark.parametrize("prefix", ["module.hand_backbone.", "module.backbone.", "backbone."])
+def test_merge_copies_the_hand_backbone_under_either_naming(prefix: str) -> None:
+    merge = load_tool("merge_hand_to_all")
+    hand = strip_module_prefix(
+        {
+            prefix + "conv1.weight": torch.ones(4, 3, 1, 1),
+            prefix + "layer1.0.bn1.running_mean": torch.full((4,), 2.0),
+            "module.position_net.conv.0.weight": torch.ones(21, 4, 1, 1),
+        }  # fmt: skip
+    )
+    merged, copied, dropped = merge.merge_hand_into_wholebody(toy_wholebody(), hand)
+    assert sorted(copied) == ["hand_roi_net.backbone.conv1.weight", "hand_roi_net.backbone.layer1.0.bn1.running_mean"]
+    assert torch.equal(merged["hand_roi_net.backbone.conv1.weight"], torch.ones(4, 3, 1, 1))
+    assert torch.equal(merged["backbone.conv1.weight"], torch.zeros(4, 3, 1, 1)), "the body backbone is untouched"
+    assert sorted(dropped) == ["hand_position_net.conv.0.weight", "hand_rotation_net.hand_pose_out.0.weight"]
+    assert not any(k.startswith(("hand_position_net", "hand_rotation_net")) for k in merged)
+    assert "face_regressor.expr_out.0.weight" in merged
+
+
+def test_merge_can_keep_the_hand_heads_and_reports_bad_inputs() -> None:
+    merge = load_tool("merge_hand_to_all")
+    hand = {"backbone.conv1.weight": torch.ones(4, 3, 1, 1)}
+    merged, _, dropped = merge.merge_hand_into_wholebody(toy_wholebody(), hand, keep_hand_heads=True)
+    assert dropped == [] and "hand_position_net.conv.0.weight" in merged
+    with pytest.raises(SnapshotError, match="no hand backbone"):
+        merge.merge_hand_into_wholebody(toy_wholebody(), {"position_net.conv.0.weight": torch.ones(1)})
+    with pytest.raises(SnapshotError, match="backbone.conv1.weight"):
+        merge.merge_hand_into_wholebody(toy_wholebody(), {"backbone.conv1.weight": torch.ones(8, 3, 1, 1)})
+
+
+def test_merge_cli_writes_an_epoch_zero_snapshot_and_never_overwrites_silently(tmp_path: Path, capsys) -> None:
+    merge = load_tool("merge_hand_to_all")
+    torch.save({"epoch": 6, "network": {"module." + k: v for k, v in toy_wholebody().items()}}, tmp_path / "all.pth")
+    torch.save(
+        {"epoch": 12, "network": {"module.backbone.conv1.weight": torch.ones(4, 3, 1, 1)}}, tmp_path / "hand.pth"
+    )
+    args = [
+        "--wholebody",
+        str(tmp_path / "all.pth"),
+        "--hand",
+        str(tmp_path / "hand.pth"),
+        "--out",
+        str(tmp_path / "s0"),
+    ]
+    assert merge.main(args) == 0
+    out = capsys.readouterr().out
+    assert "copied 1 tensors" in out and "hand_position_net" in out and "hand_rotation_net" in out
+    snapshot = read_snapshot(tmp_path / "s0")
+    assert snapshot["epoch"] == 0 and snapshot["partial"] is True
+    assert torch.equal(snapshot["network"]["hand_roi_net.backbone.conv1.weight"], torch.ones(4, 3, 1, 1))
+    before = (tmp_path / "s0").read_bytes()
+    assert merge.main(args) == 1, "an existing output needs --force"
+    assert "exists" in capsys.readouterr().err and (tmp_path / "s0").read_bytes() == before
+    assert merge.main(args + ["--force"]) == 0
+    assert merge.main(["--wholebody", str(tmp_path / "missing.pth"), "--hand", str(tmp_path / "hand.pth")]) == 1
+    assert "missing.pth" in capsys.readouterr().err
+
+
+def test_reset_epoch_drops_the_training_state_unless_kept() -> None:
+    reset = load_tool("reset_epoch")
+    snapshot = {"epoch": 6, "network": toy_wholebody(), "optimizer": {"state": {}}, "scheduler": {}, "config": {"a": 1}}
+    fresh = reset.reset_epoch(snapshot)
+    assert fresh["epoch"] == 0 and "optimizer" not in fresh and "scheduler" not in fresh and fresh["config"] == {"a": 1}
+    assert snapshot["epoch"] == 6, "the input is not modified"
+    assert reset.reset_epoch(snapshot, keep_optimizer=True)["optimizer"] == {"state": {}}
+
+
+def test_convert_simple_baseline_keeps_the_resnet_and_drops_the_head(tmp_path: Path) -> None:
+    convert = load_tool("convert_simple_to_pose2pose")
+    simple = {"module.conv1.weight": torch.ones(64, 3, 7, 7), "module.layer4.2.bn3.bias": torch.ones(2048),
+              "module.deconv_layers.0.weight": torch.ones(2), "module.final_layer.weight": torch.ones(2)}  # fmt: skip
+    network, dropped = convert.simplebaseline_to_backbone(simple)
+    assert list(network) == ["backbone.conv1.weight", "backbone.layer4.2.bn3.bias"]
+    assert sorted(dropped) == ["deconv_layers.0.weight", "final_layer.weight"]
+    torch.save({"state_dict": simple}, tmp_path / "simple.pth.tar")
+    assert convert.main(["--src", str(tmp_path / "simple.pth.tar"), "--out", str(tmp_path / "s0")]) == 0
+    assert read_snapshot(tmp_path / "s0")["partial"] is True
+    with pytest.raises(SnapshotError, match="no ResNet keys"):
+        convert.simplebaseline_to_backbone({"final_layer.weight": torch.ones(1)})
+
+
+def test_snapshot_io_errors_and_latest(tmp_path: Path) -> None:
+    with pytest.raises(SnapshotError, match="not found"):
+        read_snapshot(tmp_path / "nope.pth.tar")
+    (tmp_path / "garbage.pth.tar").write_bytes(b"not a checkpoint")
+    with pytest.raises(SnapshotError, match="garbage.pth.tar"):
+        read_snapshot(tmp_path / "garbage.pth.tar")
+    torch.save({"weights": 1}, tmp_path / "plain.pth.tar")
+    with pytest.raises(SnapshotError, match="'network'"):
+        read_snapshot(tmp_path / "plain.pth.tar")
+    assert latest_snapshot(tmp_path) is None
+    for epoch in (2, 10, 6):
+        write_snapshot({"epoch": epoch, "network": {}}, snapshot_path(tmp_path, epoch))
+    torch.save({"epoch": 99, "network": {}}, tmp_path / "snapshot_99_all.pth.tar")
+    assert latest_snapshot(tmp_path) == snapshot_path(tmp_path, 10), "numeric order; renamed copies ignored"
+
+
+def test_write_snapshot_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_snapshot({"epoch": 1, "network": {"w": torch.ones(2)}}, tmp_path / "snapshot_1.pth.tar")
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        write_snapshot({"epoch": 2, "network": {"w": torch.zeros(2)}}, path)
+    assert path.read_bytes() == before, "a failed write leaves the old snapshot intact"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "and no temporary file behind"
