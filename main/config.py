@@ -109,6 +109,24 @@ class ModelConfig:
     resnet_type: int = 50  # ResNet depth of the body backbone
     hand_resnet_type: int = 50  # one backbone shared by both hands (left mirrored to right)
     face_resnet_type: int = 18
+    # Local torchvision ImageNet state_dict files (e.g. resnet50-11ad3fa6.pth) that get_model(cfg, 'train') loads
+    # into the body, hand and face backbones; '' keeps the random init. Nothing is downloaded. Relative paths are
+    # relative to the repository root.
+    backbone_weights: str = ""
+    hand_backbone_weights: str = ""
+    face_backbone_weights: str = ""
+    # Crop boxes: the predicted hand/face boxes are made square (the crops' aspect) and enlarged by these.
+    hand_box_extension: float = 2.0
+    face_box_extension: float = 1.5
+    # 'pose2pose': Hand4Whole's 1x1-conv PositionNet for the hands; 'v2v': a V2V encoder-decoder over a feature
+    # volume lifted from the hand features (its weights are not in the public checkpoints).
+    hand_position_head: str = "pose2pose"
+    # Hand4Whole quirks that its public weights depend on; the defaults reproduce them, the alternatives are the
+    # corrected behaviour for new training (docs/conventions.md).
+    body_resize_mode: str = "nearest"  # 512x384 -> 256x192 resize: 'nearest' (Hand4Whole), 'bilinear', 'area'
+    normalize_image: bool = False  # True: ImageNet mean/std normalisation of the [0, 1] input
+    roi_align_aligned: bool = False  # torchvision roi_align's `aligned` flag for the hand/face crops
+    left_hand_unflip: str = "heatmap"  # 'heatmap': x' = W_hm - 1 - x (Hand4Whole); 'pixel': flip in crop pixels
 
     def __post_init__(self) -> None:
         # OmegaConf already checks lengths and element types when loading; this also covers direct
@@ -126,6 +144,62 @@ class ModelConfig:
         for name in ("resnet_type", "hand_resnet_type", "face_resnet_type"):
             value = getattr(self, name)
             _require(_is_int(value) and value in RESNET_DEPTHS, f"model.{name}", f"one of {RESNET_DEPTHS}", value)
+        for name in ("hand_box_extension", "face_box_extension"):
+            value = getattr(self, name)
+            _require(_is_number(value) and value > 0, f"model.{name}", "a positive number", value)
+            setattr(self, name, float(value))
+        for name, choices in _MODEL_CHOICES.items():
+            value = getattr(self, name)
+            _require(value in choices, f"model.{name}", f"one of {choices}", value)
+        for name in ("backbone_weights", "hand_backbone_weights", "face_backbone_weights"):
+            _require(isinstance(getattr(self, name), str), f"model.{name}", "a path or ''", getattr(self, name))
+        for name in ("normalize_image", "roi_align_aligned"):
+            _require(isinstance(getattr(self, name), bool), f"model.{name}", "true or false", getattr(self, name))
+
+
+# The values each string option of ModelConfig accepts.
+_MODEL_CHOICES: dict[str, tuple[str, ...]] = {
+    "hand_position_head": ("pose2pose", "v2v"),
+    "body_resize_mode": ("nearest", "bilinear", "area"),
+    "left_hand_unflip": ("heatmap", "pixel"),
+}
+
+
+@dataclass
+class LossWeights:
+    """Weight of each of Hand4Whole's eleven loss terms; Hand4Whole summed them unweighted (all 1)."""
+
+    smplx_pose: float = 1.0
+    smplx_shape: float = 1.0
+    smplx_expr: float = 1.0
+    joint_cam: float = 1.0
+    smplx_joint_cam: float = 1.0
+    lhand_bbox: float = 1.0
+    rhand_bbox: float = 1.0
+    face_bbox: float = 1.0
+    joint_proj: float = 1.0
+    joint_img: float = 1.0
+    smplx_joint_img: float = 1.0
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            _require(_is_number(value) and value >= 0, f"loss.weights.{item.name}", "a number >= 0", value)
+            setattr(self, item.name, float(value))
+
+
+@dataclass
+class LossConfig:
+    """Training loss (common/nets/loss.py): per-term weights and the pose-loss form."""
+
+    weights: LossWeights = field(default_factory=LossWeights)
+    # 'axis_angle': L1 on axis-angle parameters (Hand4Whole); 'rotmat': L1 on rotation matrices, which has no
+    # 2*pi / antipodal ambiguity.
+    pose_loss: str = "axis_angle"
+
+    def __post_init__(self) -> None:
+        choices = ("axis_angle", "rotmat")
+        _require(self.pose_loss in choices, "loss.pose_loss", f"one of {choices}", self.pose_loss)
 
 
 @dataclass
@@ -136,9 +210,21 @@ class DataConfig:
     trainset_2d: list[str] = field(default_factory=lambda: ["MSCOCO", "MPII"])
     testset: str = "EHF"
     num_thread: int = 8  # DataLoader worker processes
+    # Dataset folders by dataset name, e.g. {AGORA: /datasets/agora}; a dataset not listed reads
+    # <data_dir>/<NAME>/data as Hand4Whole did. Relative paths are relative to the repository root.
+    dataset_roots: dict[str, str] = field(default_factory=dict)
+    # AGORA's images: '1280x720' (the released 720p images) or '3840x2160' (per-person crops of the 4K images).
+    agora_resolution: str = "1280x720"
+    # False: a missing or undecodable image is an error naming the file. True: samples whose image file is
+    # missing are dropped at start-up and undecodable ones replaced by the next sample, each counted and logged.
+    skip_bad_images: bool = False
 
     def __post_init__(self) -> None:
         _check_int("data.num_thread", self.num_thread, 0)
+        resolutions = ("1280x720", "3840x2160")
+        _require(self.agora_resolution in resolutions, "data.agora_resolution", f"one of {resolutions}",
+                 self.agora_resolution)  # fmt: skip
+        _require(isinstance(self.skip_bad_images, bool), "data.skip_bad_images", "true or false", self.skip_bad_images)
 
 
 @dataclass
@@ -183,6 +269,7 @@ class Config:
 
     name: str = "hand4whole"  # run name, saved with the config and checkpoints
     model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)

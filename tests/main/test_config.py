@@ -1,5 +1,6 @@
 """main/config.py: Hand4Whole's defaults, yaml overlays, overrides, errors, saving and path resolution."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -54,7 +55,19 @@ def test_defaults_are_hand4whole_values() -> None:
         "resnet_type": 50,
         "hand_resnet_type": 50,
         "face_resnet_type": 18,
+        "backbone_weights": "",
+        "hand_backbone_weights": "",
+        "face_backbone_weights": "",
+        "hand_box_extension": 2.0,
+        "face_box_extension": 1.5,
+        "hand_position_head": "pose2pose",
+        # Hand4Whole's quirks, which its public weights depend on, are the defaults.
+        "body_resize_mode": "nearest",
+        "normalize_image": False,
+        "roi_align_aligned": False,
+        "left_hand_unflip": "heatmap",
     }
+    assert set(expected_model) == {f.name for f in dataclasses.fields(ModelConfig)}
     for name, value in expected_model.items():
         actual = getattr(cfg.model, name)
         assert actual == value and type(actual) is type(value), name
@@ -66,6 +79,11 @@ def test_defaults_are_hand4whole_values() -> None:
     assert (cfg.train.lr, cfg.train.lr_dec_factor, cfg.train.lr_dec_epoch) == (1e-4, 10, [4, 6])
     assert (cfg.train.end_epoch, cfg.train.train_batch_size, cfg.train.seed) == (7, 24, 0)
     assert cfg.test.test_batch_size == 64
+    # Hand4Whole's loss: every term weighted 1, L1 on axis-angle.
+    assert cfg.loss.pose_loss == "axis_angle"
+    weights = dataclasses.asdict(cfg.loss.weights)
+    assert len(weights) == 11 and set(weights.values()) == {1.0}
+    assert all(type(w) is float for w in weights.values())
     # The principal point is the centre of the body input, in (x, y) order.
     height, width = cfg.model.input_body_shape
     assert cfg.model.princpt == (width / 2, height / 2)
@@ -165,6 +183,12 @@ def test_unknown_key_in_yaml_names_the_key_and_the_file(tmp_path: Path) -> None:
         ("train.lr_dec_epoch=[6,4]", "train.lr_dec_epoch"),
         ("data.num_thread=-1", "data.num_thread"),
         ("output_dir=", "output_dir"),
+        ("model.hand_position_head=v3v", "model.hand_position_head"),
+        ("model.body_resize_mode=bicubic", "model.body_resize_mode"),
+        ("model.left_hand_unflip=none", "model.left_hand_unflip"),
+        ("model.hand_box_extension=0", "model.hand_box_extension"),
+        ("loss.pose_loss=quaternion", "loss.pose_loss"),
+        ("loss.weights.joint_img=-1", "loss.weights.joint_img"),
     ],
 )
 def test_wrong_type_or_value_names_the_key_and_the_override(override: str, key: str) -> None:
@@ -286,3 +310,10 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
     assert list(tmp_path.iterdir()) == [], "importing main.config created files"
+
+
+def test_loss_section_overrides() -> None:
+    cfg = load_config(overrides=["loss.weights.smplx_pose=2", "loss.pose_loss=rotmat", "model.hand_position_head=v2v"])
+    assert cfg.loss.weights.smplx_pose == 2.0 and cfg.loss.weights.joint_img == 1.0
+    assert cfg.loss.pose_loss == "rotmat" and cfg.model.hand_position_head == "v2v"
+    assert "did you mean 'loss.weights.smplx_pose'" in _error(overrides=("loss.weights.smplx_pos=2",))
