@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import torch
 
-from common.engine.snapshot import SnapshotError, strip_module_prefix, write_snapshot
+from common.engine.checkpoint import strip_module_prefix
+from common.engine.snapshot import SnapshotError, write_snapshot
 from common.paths import REPO_ROOT
 
 RESNET_PREFIXES = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")

@@ -6,6 +6,7 @@ differences. A `module.` prefix (what DataParallel/DDP add, and what the public 
 accepted and stripped.
 """
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 from torch import Tensor, nn
@@ -50,16 +51,17 @@ def _listing(items: Iterable[str]) -> str:
     return shown + (f", ... and {len(items) - _LISTED} more" if len(items) > _LISTED else "")
 
 
-def strip_module_prefix(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def strip_module_prefix(state_dict: Mapping[str, Tensor]) -> OrderedDict[str, Tensor]:
     """Removes a leading `module.` from every key that has one (DataParallel/DDP checkpoints).
 
     Args:
         state_dict: a network state_dict.
 
     Returns:
-        A new dict with the same tensors.
+        A new ordered dict with the same tensors, in the same order.
     """
-    return {(key[len(_PREFIX) :] if key.startswith(_PREFIX) else key): value for key, value in state_dict.items()}
+    return OrderedDict((key[len(_PREFIX) :] if key.startswith(_PREFIX) else key, value)
+                       for key, value in state_dict.items())  # fmt: skip
 
 
 def load_network_state(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:

@@ -2,6 +2,12 @@
 
 import argparse
 import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from common.engine.checkpoint import StateDictMismatchError
+from common.engine.snapshot import SnapshotError
 
 _ACCEPTED_FORMS = "one id '0', a list '0,1,2,3' or an inclusive range '0-3'"
 # [0-9] rather than \d, which also matches non-ASCII digits such as '١'.
@@ -37,3 +43,39 @@ def parse_gpu_ids(text: str) -> list[int]:
     else:
         problem = "not a GPU id list"
     raise argparse.ArgumentTypeError(f"invalid GPU ids {text!r}: {problem}; expected {_ACCEPTED_FORMS}")
+
+
+class UsageError(Exception):
+    """Bad input from the command line (a path, an id, a box): reported in one line, exit code 2."""
+
+
+# Errors that mean "the user's input is wrong", not "the code is wrong": their message names the file or key at
+# fault, so a traceback would only hide it. Anything else propagates with its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError, FileNotFoundError, argparse.ArgumentTypeError, SnapshotError, StateDictMismatchError,
+)  # fmt: skip
+USAGE_EXIT_CODE = 2  # what argparse itself returns for a bad argument
+
+
+def run_cli(
+    main: Callable[[list[str] | None], int | None],
+    argv: list[str] | None = None,
+    prog: str = "",
+    user_errors: tuple[type[BaseException], ...] = (),
+) -> int:
+    """Runs an entry script's ``main(argv)``; a user error becomes its message on stderr and exit code 2.
+
+    Args:
+        main: the script's main function; returns an exit code (None means 0).
+        argv: the arguments (None: sys.argv[1:]).
+        prog: the name printed before the message (default: the script's file name).
+        user_errors: further exception types to report this way (e.g. main.config.ConfigError).
+
+    Returns:
+        The exit code, for ``raise SystemExit(run_cli(main))``.
+    """
+    try:
+        return int(main(argv) or 0)
+    except USER_ERRORS + user_errors as exc:
+        print(f"{prog or Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
+        return USAGE_EXIT_CODE

@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from common.engine.checkpoint import strip_module_prefix
+
 SNAPSHOT_PATTERN = re.compile(r"^snapshot_(\d+)\.pth\.tar$")
-DATAPARALLEL_PREFIX = "module."
 
 
 class SnapshotError(RuntimeError):
@@ -41,13 +41,6 @@ def latest_snapshot(model_dir: str | os.PathLike[str]) -> Path | None:
         if (m := SNAPSHOT_PATTERN.match(p.name))
     ]
     return max(found)[1] if found else None
-
-
-def strip_module_prefix(state_dict: Mapping[str, Any]) -> OrderedDict[str, Any]:
-    """Remove the ``module.`` prefix that DataParallel/DDP checkpoints (Hand4Whole's included) carry."""
-    return OrderedDict(
-        (k[len(DATAPARALLEL_PREFIX) :] if k.startswith(DATAPARALLEL_PREFIX) else k, v) for k, v in state_dict.items()
-    )
 
 
 def read_snapshot(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,10 +1,10 @@
-"""--gpu parsing: the accepted forms, the rejected ones and the one-line message, also through argparse."""
+"""--gpu parsing (accepted forms, rejected ones, the one-line message) and run_cli's exit code 2 for bad input."""
 
 import argparse
 
 import pytest
 
-from common.engine.cli import parse_gpu_ids
+from common.engine.cli import USAGE_EXIT_CODE, parse_gpu_ids, run_cli
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,23 @@ def test_argparse_error_is_one_line_naming_the_option(text: str, capsys: pytest.
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith(f"train.py: error: argument --gpu: invalid GPU ids {text!r}")
     assert "'0-3'" in last_line
+
+
+def test_run_cli_turns_user_errors_into_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    def missing_file(argv: list[str] | None) -> int:
+        raise FileNotFoundError("config file not found: main/configs/nope.yaml")
+
+    assert run_cli(missing_file, [], prog="train.py") == USAGE_EXIT_CODE == 2
+    assert capsys.readouterr().err == "train.py: error: config file not found: main/configs/nope.yaml\n"
+
+
+def test_run_cli_passes_success_and_lets_programming_errors_raise() -> None:
+    assert run_cli(lambda argv: None, []) == 0
+    assert run_cli(lambda argv: 3, []) == 3
+
+    def bug(argv: list[str] | None) -> int:
+        raise KeyError("a bug, not bad input")
+
+    with pytest.raises(KeyError):
+        run_cli(bug, [])
+    assert run_cli(bug, [], user_errors=(KeyError,)) == USAGE_EXIT_CODE
