@@ -35,8 +35,10 @@ from common.nets import (
     init_head_weights,
     restore_bbox,
 )
+from common.nets.layers import xy_constant
 from common.paths import resolve_repo_path
 from main.config import Config, LossConfig, ModelConfig
+from main.pose2pose_model import PartModel, get_part_model
 
 __all__ = ["MODES", "WholeBodyModel", "get_model"]
 
@@ -99,6 +101,12 @@ class WholeBodyModel(nn.Module):
         self.face_regressor = FaceRegressor(face_backbone.out_channels, _EXPR_DIM)
         # Buffers only, all non-persistent: not in state_dict, as the reference strips its SMPL-X layer on save.
         self.smplx_head = SMPLXHead(smplx_layer, cfg.focal, cfg.princpt, cfg.input_body_shape, cfg.output_hm_shape)
+        # Index and normalisation constants as device buffers: a host list used in a step is a host-to-device copy,
+        # which on CUDA waits for the queued GPU work.
+        self.register_buffer("mcp_idx", torch.tensor(_MCP), persistent=False)
+        mean, std = (torch.tensor(values)[:, None, None] for values in _IMAGENET_MEAN_STD)  # (3, 1, 1) each
+        self.register_buffer("image_mean", mean, persistent=False)
+        self.register_buffer("image_std", std, persistent=False)
 
     def heads(self) -> list[nn.Module]:
         """The modules Hand4Whole initialises with `init_head_weights`: all but the backbones."""
@@ -153,8 +161,7 @@ class WholeBodyModel(nn.Module):
             and {lhand,rhand,face}_bbox (B, 4) crop boxes in body-input pixels.
         """
         if self.cfg.normalize_image:
-            mean, std = (img.new_tensor(v)[:, None, None] for v in _IMAGENET_MEAN_STD)
-            img = (img - mean) / std
+            img = (img - self.image_mean.to(img.dtype)) / self.image_std.to(img.dtype)
         extra = {"antialias": True, "align_corners": False} if self.cfg.body_resize_mode == "bilinear" else {}
         body_img = F.interpolate(img, size=self.cfg.input_body_shape, mode=self.cfg.body_resize_mode, **extra)
         img_feat = self.backbone(body_img)  # (B, C, H/32, W/32)
@@ -164,8 +171,8 @@ class WholeBodyModel(nn.Module):
         hands = self.predict_hands(img, crop["lhand"], crop["rhand"])
         face_feat = self.face_roi_net(img, crop["face"])
         root_6d, body_6d, shape, cam_param = self.body_rotation_net(
-            img_feat, body_joint_img.detach(), hands["lhand_feat"], hands["lhand_joint_img"][:, _MCP].detach(),
-            hands["rhand_feat"], hands["rhand_joint_img"][:, _MCP].detach(),
+            img_feat, body_joint_img.detach(), hands["lhand_feat"], hands["lhand_joint_img"][:, self.mcp_idx].detach(),
+            hands["rhand_feat"], hands["rhand_joint_img"][:, self.mcp_idx].detach(),
         )  # fmt: skip
         expr, jaw_6d = self.face_regressor(face_feat)
         params = {
@@ -177,9 +184,9 @@ class WholeBodyModel(nn.Module):
             "smplx_shape": full_precision(shape),  # (B, 10)
             "smplx_expr": full_precision(expr),  # (B, 10)
         }
-        cam_trans = camera_translation(
-            full_precision(cam_param), self.cfg.focal, self.cfg.input_body_shape, self.cfg.camera_3d_size
-        )
+        cam_param = full_precision(cam_param)
+        focal = self.smplx_head.focal.to(cam_param.dtype)  # the config's focal, already on the device
+        cam_trans = camera_translation(cam_param, focal, self.cfg.input_body_shape, self.cfg.camera_3d_size)
         coords = self.smplx_head(params, cam_trans, detach_proj, all_joints)
         hm_scale = self._hm_per_body_pixel(crop["lhand"])
         pose_keys = ("smplx_root_pose", "smplx_body_pose", "smplx_lhand_pose", "smplx_rhand_pose", "smplx_jaw_pose")
@@ -198,7 +205,7 @@ class WholeBodyModel(nn.Module):
 
     def _hm_per_body_pixel(self, like: Tensor) -> Tensor:
         (_, hm_h, hm_w), (body_h, body_w) = self.cfg.output_hm_shape, self.cfg.input_body_shape
-        return like.new_tensor([hm_w / body_w, hm_h / body_h]).repeat(2)  # (4,) for xyxy
+        return xy_constant(like, hm_w / body_w, hm_h / body_h, pairs=2)  # (4,) for xyxy
 
     def _crop_boxes(self, box: BoxPrediction) -> dict[str, Tensor]:
         """Square, enlarged crop boxes in body-input pixels from BoxNet's boxes; detached as in Hand4Whole, so that
@@ -272,7 +279,7 @@ class WholeBodyModel(nn.Module):
             parts.append(from_hand_box_space(part_img, pred[f"{part}_bbox_hm"], self.hm_shapes))
         joint_img = torch.cat(parts, dim=1)  # (B, 65, 3) body-heatmap units
         (img_h, img_w), (body_h, body_w) = self.cfg.input_img_shape, self.cfg.input_body_shape
-        to_img = pred["cam_trans"].new_tensor([img_w / body_w, img_h / body_h]).repeat(2)  # (4,)
+        to_img = xy_constant(pred["cam_trans"], img_w / body_w, img_h / body_h, pairs=2)  # (4,)
         out = {"img": inputs["img"], "joint_img": joint_img, "joint_cam": pred["joint_cam"]}
         out |= {
             "smplx_joint_proj": pred["joint_proj"],
@@ -291,8 +298,9 @@ class WholeBodyModel(nn.Module):
         return out
 
 
-def get_model(cfg: Config, mode: str) -> WholeBodyModel:
-    """Builds the whole-body model of a config.
+def get_model(cfg: Config, mode: str) -> WholeBodyModel | PartModel:
+    """Builds the model of a config: the whole-body model, or with `model.part` 'body', 'hand' or 'face' the
+    Pose2Pose part model (main/pose2pose_model.py, `get_part_model`).
 
     In 'train' mode the heads get Hand4Whole's init (`init_head_weights`) and each backbone loads the local
     ImageNet file its config names (`model.backbone_weights` etc.; '' keeps the random init). In 'test' mode the
@@ -308,6 +316,8 @@ def get_model(cfg: Config, mode: str) -> WholeBodyModel:
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; accepted: {MODES}")
+    if cfg.model.part != "wholebody":
+        return get_part_model(cfg, mode)
     smplx_layer = get_body_models(cfg.human_model_path).smplx("neutral")
     agora_only = cfg.data.trainset_3d == ["AGORA"] and not cfg.data.trainset_2d
     model = WholeBodyModel(

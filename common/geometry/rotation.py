@@ -118,5 +118,5 @@ def mirror_axis_angle(axis_angle: Tensor) -> Tensor:
     Returns:
         (..., 3) mirrored rotation vectors, radians.
     """
-    sign = axis_angle.new_tensor([1.0, -1.0, -1.0])
-    return axis_angle * sign
+    # Negation by slices, not a multiplication by a host-made sign tensor: no host-to-device copy per call.
+    return torch.cat((axis_angle[..., :1], -axis_angle[..., 1:]), dim=-1)

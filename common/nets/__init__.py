@@ -8,7 +8,7 @@ from functools import partial
 
 from common.nets.backbone import RESNET_SPECS, ResNetBackbone
 from common.nets.box_net import BoxNet, BoxPrediction, restore_bbox
-from common.nets.face_regressor import FaceRegressor
+from common.nets.face_regressor import FaceRegressor, FlameRegressor
 from common.nets.layers import (
     full_precision,
     init_head_weights,
@@ -17,11 +17,20 @@ from common.nets.layers import (
     make_linear_layers,
     sample_features,
 )
-from common.nets.loss import LOSS_TERMS, HeatmapShapes, compute_losses, from_hand_box_space, to_hand_box_space
+from common.nets.loss import (
+    LOSS_TERMS,
+    HeatmapShapes,
+    compute_losses,
+    coord_l1,
+    from_hand_box_space,
+    param_l1,
+    pose_l1,
+    to_hand_box_space,
+)
 from common.nets.position_net import PositionNet, V2VPositionNet
 from common.nets.roi import FaceRoI, HandRoI, crop_boxes
-from common.nets.rotation_net import BodyRotationNet, HandRotationNet
-from common.nets.smplx_head import SMPLXHead
+from common.nets.rotation_net import BodyRotationNet, HandRotationNet, PartRotationNet
+from common.nets.smplx_head import SMPLXHead, private_layer_copy
 from common.nets.v2v import Basic3DBlock, Pool3DBlock, Res3DBlock, Upsample3DBlock, V2VEncoderDecoder, V2VPoseNet
 
 BACKBONES: dict[str, Callable[[], ResNetBackbone]] = {
@@ -56,10 +65,12 @@ __all__ = [
     "BoxPrediction",
     "FaceRegressor",
     "FaceRoI",
+    "FlameRegressor",
     "HandRoI",
     "HandRotationNet",
     "HeatmapShapes",
     "LOSS_TERMS",
+    "PartRotationNet",
     "POSITION_HEADS",
     "Pool3DBlock",
     "PositionNet",
@@ -73,6 +84,7 @@ __all__ = [
     "V2VPositionNet",
     "build_backbone",
     "compute_losses",
+    "coord_l1",
     "from_hand_box_space",
     "full_precision",
     "crop_boxes",
@@ -80,6 +92,9 @@ __all__ = [
     "make_conv_layers",
     "make_deconv_layers",
     "make_linear_layers",
+    "param_l1",
+    "pose_l1",
+    "private_layer_copy",
     "restore_bbox",
     "sample_features",
     "to_hand_box_space",

@@ -7,7 +7,14 @@ import torch
 from torch import Tensor, nn
 
 from common.geometry import soft_argmax_2d
-from common.nets.layers import full_precision, make_conv_layers, make_deconv_layers, make_linear_layers, sample_features
+from common.nets.layers import (
+    full_precision,
+    make_conv_layers,
+    make_deconv_layers,
+    make_linear_layers,
+    sample_features,
+    xy_constant,
+)
 
 __all__ = ["BoxNet", "BoxPrediction", "restore_bbox"]
 
@@ -98,7 +105,7 @@ def restore_bbox(
     Returns:
         (..., 4) xyxy box in input pixels.
     """
-    scale = center_hm.new_tensor([input_shape_hw[1] / hm_shape_hw[1], input_shape_hw[0] / hm_shape_hw[0]])
+    scale = xy_constant(center_hm, input_shape_hw[1] / hm_shape_hw[1], input_shape_hw[0] / hm_shape_hw[0])
     center = center_hm * scale  # (..., 2) pixels
     width, height = (size_hm * scale).unbind(-1)  # (...) pixels
     # Exactly one of the two applies unless the box already has the aspect ratio.

@@ -18,6 +18,7 @@ __all__ = [
     "make_deconv_layers",
     "make_linear_layers",
     "sample_features",
+    "xy_constant",
 ]
 
 
@@ -28,6 +29,24 @@ def full_precision(x: Tensor) -> Tensor:
     heatmap cell on a coordinate and centimetres on a mesh tens of metres from the virtual camera.
     """
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def xy_constant(like: Tensor, x: float, y: float, pairs: int = 1) -> Tensor:
+    """(2 * pairs,) tensor (x, y, x, y, ...) on like's device and dtype, made there without a host copy.
+
+    `like.new_tensor([x, y])` copies a host list to the device; on CUDA that copy waits for all queued GPU work
+    (a synchronisation) on every call. Filling on the device keeps the step free of synchronisations and gives
+    the same values.
+
+    Args:
+        like: any tensor; its device and dtype are used.
+        x: the value at even positions.
+        y: the value at odd positions.
+        pairs: how many (x, y) pairs, e.g. 2 for an xyxy box.
+    """
+    values = like.new_full((2 * pairs,), x)
+    values[1::2] = y
+    return values
 
 
 def _is_hidden(index: int, num_layers: int, activate_final: bool) -> bool:
@@ -117,7 +136,7 @@ def sample_features(feat: Tensor, points_xy: Tensor) -> Tensor:
         (B, J, C) features at the points.
     """
     height, width = feat.shape[-2:]
-    scale = points_xy.new_tensor([max(width - 1, 1), max(height - 1, 1)])  # a 1-cell axis keeps its only cell
+    scale = xy_constant(points_xy, max(width - 1, 1), max(height - 1, 1))  # a 1-cell axis keeps its only cell
     grid = (points_xy / scale * 2 - 1).unsqueeze(2).to(feat.dtype)  # (B, J, 1, 2) in [-1, 1]
     sampled = F.grid_sample(feat, grid, mode="bilinear", align_corners=True)  # (B, C, J, 1)
     return sampled.squeeze(-1).transpose(1, 2)  # (B, J, C)

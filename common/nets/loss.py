@@ -24,6 +24,7 @@ meta_info: joint_valid, joint_trunc, smplx_joint_valid, smplx_joint_trunc (B, 13
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -31,6 +32,7 @@ from torch import Tensor
 
 from common.body_models import joint_sets
 from common.geometry import axis_angle_to_rotmat
+from common.nets.layers import xy_constant
 
 if TYPE_CHECKING:  # common/ does not import main/ at run time; any object with these fields works
     from main.config import LossConfig
@@ -40,7 +42,10 @@ __all__ = [
     "LOSS_TERMS",
     "align_part_translation",
     "compute_losses",
+    "coord_l1",
     "from_hand_box_space",
+    "param_l1",
+    "pose_l1",
     "to_hand_box_space",
 ]
 
@@ -49,7 +54,19 @@ LOSS_TERMS: tuple[str, ...] = (
     "face_bbox", "joint_proj", "joint_img", "smplx_joint_img",
 )  # fmt: skip
 _JOINTS = joint_sets.JOINTS
-_POS_IN_JOINTS = torch.from_numpy(_JOINTS.indices(joint_sets.POS_JOINTS.names))  # (65,) 137-set -> 65-set
+
+
+def _as_slice(indices: Sequence[int], what: str) -> slice:
+    """Consecutive joint indices as a slice: slicing needs no index tensor, which on CUDA would be a host-to-device
+    copy (a synchronisation) per use."""
+    if list(indices) != list(range(indices[0], indices[-1] + 1)):
+        raise ValueError(f"{what} must be consecutive joints of the 137-joint set, got {list(indices)}")
+    return slice(indices[0], indices[-1] + 1)
+
+
+# The 65 heatmap joints are the first 65 of the 137 (Hand4Whole's layout): its reduce_joint_set is this slice.
+_POS_IN_JOINTS = _as_slice(_JOINTS.indices(joint_sets.POS_JOINTS.names).tolist(), "the heatmap joints")
+_PART_SLICES = {part: _as_slice(_JOINTS.parts[part], part) for part in ("lhand", "rhand", "face")}
 
 
 class HeatmapShapes(NamedTuple):
@@ -59,8 +76,10 @@ class HeatmapShapes(NamedTuple):
     hand: tuple[int, int, int] = (8, 8, 8)
 
 
-def _part_index(part: str, like: Tensor) -> Tensor:
-    return torch.as_tensor(tuple(_JOINTS.parts[part]), device=like.device)  # (K,)
+def _replace_part(joints: Tensor, part: str, values: Tensor) -> Tensor:
+    """joints (B, 137, C) with the part's rows replaced by values (B, K, C), out of place (autograd-safe)."""
+    rows = _PART_SLICES[part]
+    return torch.cat((joints[:, : rows.start], values, joints[:, rows.stop :]), dim=1)
 
 
 def to_hand_box_space(
@@ -84,7 +103,7 @@ def to_hand_box_space(
     origin = bbox_xyxy_hm[:, None, :2]  # (B, 1, 2)
     size = bbox_xyxy_hm[:, None, 2:] - origin  # (B, 1, 2)
     size = size.where(size.abs() > 1e-6, 1e-6)  # a degenerate box: finite coordinates, all outside, no inf * 0
-    xy = (joint_hm[..., :2] - origin) * (joint_hm.new_tensor([width_h, height_h]) / size)  # (B, K, 2)
+    xy = (joint_hm[..., :2] - origin) * (xy_constant(joint_hm, width_h, height_h) / size)  # (B, K, 2)
     inside = (xy[..., :1] >= 0) & (xy[..., :1] < width_h) & (xy[..., 1:] >= 0) & (xy[..., 1:] < height_h)
     coords = [xy, joint_hm[..., 2:] * (depth_h / hm_shapes.body[0])]  # z: empty when joint_hm is 2D
     return torch.cat(coords, dim=-1), trunc * inside.to(trunc.dtype)
@@ -103,9 +122,8 @@ def from_hand_box_space(joint_hand: Tensor, bbox_xyxy_hm: Tensor, hm_shapes: Hea
     """
     depth_h, height_h, width_h = hm_shapes.hand
     origin = bbox_xyxy_hm[:, None, :2]  # (B, 1, 2)
-    cells = (bbox_xyxy_hm[:, None, 2:] - origin) / joint_hand.new_tensor(
-        [width_h, height_h]
-    )  # body cells per hand cell
+    hand_cells = xy_constant(joint_hand, width_h, height_h)  # (2,)
+    cells = (bbox_xyxy_hm[:, None, 2:] - origin) / hand_cells  # (B, 1, 2) body cells per hand cell
     z = joint_hand[..., 2:] * (hm_shapes.body[0] / depth_h)
     return torch.cat((joint_hand[..., :2] * cells + origin, z), dim=-1)
 
@@ -128,11 +146,12 @@ def align_part_translation(pred_xy: Tensor, target_xy: Tensor, mask: Tensor) -> 
     return pred_xy + offset / mask.sum(1, keepdim=True).clamp_min(1)
 
 
-def _l1(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+def param_l1(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """Hand4Whole's ParamLoss, reduced: mean over all elements of |pred - target| * valid (broadcast)."""
     return ((pred - target).abs() * valid).mean()
 
 
-def _coord_l1(pred: Tensor, target: Tensor, valid: Tensor, is_3d: Tensor | None = None) -> Tensor:
+def coord_l1(pred: Tensor, target: Tensor, valid: Tensor, is_3d: Tensor | None = None) -> Tensor:
     """Hand4Whole's CoordLoss, reduced: |pred - target| * valid, the z column also times is_3D per sample."""
     loss = (pred - target).abs() * valid  # (B, K, C)
     if is_3d is not None:
@@ -140,12 +159,14 @@ def _coord_l1(pred: Tensor, target: Tensor, valid: Tensor, is_3d: Tensor | None 
     return loss.mean()
 
 
-def _pose_loss(pose: Tensor, target: Tensor, valid: Tensor, form: str) -> Tensor:
+def pose_l1(pose: Tensor, target: Tensor, valid: Tensor, form: str) -> Tensor:
+    """Pose loss over (B, 3K) axis-angle vectors with a (B, 3K) mask: 'axis_angle' L1 or 'rotmat' L1 on the K
+    rotation matrices (a joint counts where all three of its mask entries are set)."""
     if form == "axis_angle":
-        return _l1(pose, target, valid)
+        return param_l1(pose, target, valid)
     # Rotation matrices: no ambiguity between a rotation vector and its 2*pi-shifted or antipodal twin.
-    valid = valid.unflatten(-1, (-1, 3)).amin(-1)[..., None, None]  # (B, 53, 1, 1)
-    return _l1(
+    valid = valid.unflatten(-1, (-1, 3)).amin(-1)[..., None, None]  # (B, K, 1, 1)
+    return param_l1(
         axis_angle_to_rotmat(pose.unflatten(-1, (-1, 3))), axis_angle_to_rotmat(target.unflatten(-1, (-1, 3))), valid
     )
 
@@ -158,9 +179,9 @@ def _hand_box_targets(
     for coord_name, trunc_name in (("joint_img", "joint_trunc"), ("smplx_joint_img", "smplx_joint_trunc")):
         coord, trunc = targets[coord_name], meta_info[trunc_name]
         for part, bbox in boxes.items():
-            index = _part_index(part, coord)
-            part_coord, part_trunc = to_hand_box_space(coord[:, index], trunc[:, index], bbox, hm_shapes)
-            coord, trunc = coord.index_copy(1, index, part_coord), trunc.index_copy(1, index, part_trunc)
+            rows = _PART_SLICES[part]
+            part_coord, part_trunc = to_hand_box_space(coord[:, rows], trunc[:, rows], bbox, hm_shapes)
+            coord, trunc = _replace_part(coord, part, part_coord), _replace_part(trunc, part, part_trunc)
         coords[coord_name], truncs[trunc_name] = coord, trunc
     return coords, truncs
 
@@ -175,13 +196,13 @@ def _joint_proj(
     """Predicted 2D joints: hands moved into their boxes, then hands and face aligned by translation."""
     proj = outputs["joint_proj"]  # (B, 137, 2)
     for part, bbox in boxes.items():
-        index = _part_index(part, proj)
-        part_proj, _ = to_hand_box_space(proj[:, index], joint_trunc[:, index], bbox, hm_shapes)
-        proj = proj.index_copy(1, index, part_proj)
+        rows = _PART_SLICES[part]
+        part_proj, _ = to_hand_box_space(proj[:, rows], joint_trunc[:, rows], bbox, hm_shapes)
+        proj = _replace_part(proj, part, part_proj)
     for part in ("lhand", "rhand", "face"):
-        index = _part_index(part, proj)
-        aligned = align_part_translation(proj[:, index], joint_img[:, index, :2], joint_trunc[:, index])
-        proj = proj.index_copy(1, index, aligned)
+        rows = _PART_SLICES[part]
+        aligned = align_part_translation(proj[:, rows], joint_img[:, rows, :2], joint_trunc[:, rows])
+        proj = _replace_part(proj, part, aligned)
     return proj
 
 
@@ -213,29 +234,31 @@ def compute_losses(
     outputs = {k: v.float() for k, v in outputs.items()}  # reduce in float32 under autocast
     boxes = {"lhand": outputs["lhand_bbox_hm"], "rhand": outputs["rhand_bbox_hm"]}
     coords, truncs = _hand_box_targets(targets, meta_info, boxes, hm_shapes)
-    reduce = _POS_IN_JOINTS.to(outputs["joint_img"].device)
+    reduce = _POS_IN_JOINTS
     is_3d = meta_info["is_3D"]
 
     losses = {
-        "smplx_pose": _pose_loss(
+        "smplx_pose": pose_l1(
             outputs["smplx_pose"], targets["smplx_pose"], meta_info["smplx_pose_valid"], cfg.pose_loss
         ),
-        "smplx_shape": _l1(outputs["smplx_shape"], targets["smplx_shape"], meta_info["smplx_shape_valid"][:, None]),
-        "smplx_expr": _l1(outputs["smplx_expr"], targets["smplx_expr"], meta_info["smplx_expr_valid"][:, None]),
-        "joint_cam": _coord_l1(
+        "smplx_shape": param_l1(
+            outputs["smplx_shape"], targets["smplx_shape"], meta_info["smplx_shape_valid"][:, None]
+        ),
+        "smplx_expr": param_l1(outputs["smplx_expr"], targets["smplx_expr"], meta_info["smplx_expr_valid"][:, None]),
+        "joint_cam": coord_l1(
             outputs["joint_cam"], targets["joint_cam"], meta_info["joint_valid"] * is_3d[:, None, None]
         ),
-        "smplx_joint_cam": _coord_l1(outputs["joint_cam"], targets["smplx_joint_cam"], meta_info["smplx_joint_valid"]),
+        "smplx_joint_cam": coord_l1(outputs["joint_cam"], targets["smplx_joint_cam"], meta_info["smplx_joint_valid"]),
     }
     for part in ("lhand", "rhand", "face"):
         valid = meta_info[f"{part}_bbox_valid"][:, None]  # (B, 1)
-        center = _l1(outputs[f"{part}_bbox_center"], targets[f"{part}_bbox_center"], valid)
-        losses[f"{part}_bbox"] = center + _l1(outputs[f"{part}_bbox_size"], targets[f"{part}_bbox_size"], valid)
+        center = param_l1(outputs[f"{part}_bbox_center"], targets[f"{part}_bbox_center"], valid)
+        losses[f"{part}_bbox"] = center + param_l1(outputs[f"{part}_bbox_size"], targets[f"{part}_bbox_size"], valid)
     proj = _joint_proj(outputs, coords["joint_img"], truncs["joint_trunc"], boxes, hm_shapes)
-    losses["joint_proj"] = _coord_l1(proj, coords["joint_img"][..., :2], truncs["joint_trunc"])
+    losses["joint_proj"] = coord_l1(proj, coords["joint_img"][..., :2], truncs["joint_trunc"])
     joint_img = outputs["joint_img"]
-    losses["joint_img"] = _coord_l1(joint_img, coords["joint_img"][:, reduce], truncs["joint_trunc"][:, reduce], is_3d)
-    losses["smplx_joint_img"] = _coord_l1(
+    losses["joint_img"] = coord_l1(joint_img, coords["joint_img"][:, reduce], truncs["joint_trunc"][:, reduce], is_3d)
+    losses["smplx_joint_img"] = coord_l1(
         joint_img, coords["smplx_joint_img"][:, reduce], truncs["smplx_joint_trunc"][:, reduce]
     )
     return {name: losses[name] * getattr(cfg.weights, name) for name in LOSS_TERMS}

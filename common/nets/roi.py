@@ -6,6 +6,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from common.nets.layers import xy_constant
+
 __all__ = ["FaceRoI", "HandRoI", "crop_boxes"]
 
 
@@ -26,7 +28,7 @@ def crop_boxes(
     Returns:
         (K, C, h, w) crops; parts of a box outside the image read zeros.
     """
-    scale = bbox_xyxy.new_tensor(box_scale_xy).repeat(2)  # (4,) = (sx, sy, sx, sy)
+    scale = xy_constant(bbox_xyxy, *box_scale_xy, pairs=2)  # (4,) = (sx, sy, sx, sy)
     index = torch.arange(bbox_xyxy.shape[0], device=bbox_xyxy.device) % img.shape[0]  # (K,)
     rois = torch.cat((index.unsqueeze(1).to(bbox_xyxy.dtype), bbox_xyxy * scale), dim=1)  # (K, 5) index, x0 y0 x1 y1
     rois = rois.to(img.dtype)

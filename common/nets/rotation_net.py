@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from common.nets.layers import make_conv_layers, make_linear_layers, sample_features
 
-__all__ = ["BodyRotationNet", "HandRotationNet", "joint_features"]
+__all__ = ["BodyRotationNet", "HandRotationNet", "PartRotationNet", "joint_features"]
 
 _JOINT_FEAT = 512  # channels of the 1x1-conv map sampled at each joint
 
@@ -116,3 +116,43 @@ class HandRotationNet(nn.Module):
     def forward(self, hand_feat: Tensor, joint_img: Tensor) -> Tensor:
         """(B, C, h, w) hand features and (B, 20, 3) hand joints (hand-heatmap units, detached) -> (B, 15 * 6) 6D."""
         return self.hand_pose_out(joint_features(self.hand_conv, hand_feat, joint_img).flatten(1))
+
+
+class PartRotationNet(nn.Module):
+    """Pose2Pose's single-part RotationNet (body-only SMPL, hand-only MANO): root, pose, shape and camera.
+
+    The root and the other rotations come from the features at the part's heatmap joints, as in the whole-body
+    RotationNets; shape and camera from the globally pooled feature, as in BodyRotationNet. The attribute names
+    are those of the Pose2Pose checkpoints (`rotation_net.conv`, `.root_pose_out`, `.pose_out`, `.shape_out`,
+    `.cam_out`).
+
+    Args:
+        joint_num: heatmap joints the features are sampled at (body 25, hand 21).
+        in_channels: channels of the feature map (2048 for ResNet-50).
+        rot_joint_num: rotations predicted besides the root (SMPL body 21, MANO fingers 15).
+        shape_dim: shape coefficients (10).
+    """
+
+    def __init__(self, joint_num: int, in_channels: int, rot_joint_num: int, shape_dim: int) -> None:
+        super().__init__()
+        feat_dim = joint_num * (_JOINT_FEAT + 3)
+        self.conv = make_conv_layers([in_channels, _JOINT_FEAT], kernel=1, padding=0)
+        self.root_pose_out = make_linear_layers([feat_dim, 6], relu_final=False)
+        self.pose_out = make_linear_layers([feat_dim, rot_joint_num * 6], relu_final=False)
+        self.shape_out = make_linear_layers([in_channels, shape_dim], relu_final=False)
+        self.cam_out = make_linear_layers([in_channels, 3], relu_final=False)
+
+    def forward(self, img_feat: Tensor, joint_img: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Part parameters.
+
+        Args:
+            img_feat: (B, C, H, W) features.
+            joint_img: (B, J, 3) joints in heatmap units (detached by the caller).
+
+        Returns:
+            root_pose_6d: (B, 6); pose_6d: (B, rot_joint_num * 6); shape: (B, shape_dim); cam_param: (B, 3) as
+            (t_x metres, t_y metres, gamma logit), see common.geometry.camera_translation.
+        """
+        pooled = img_feat.mean((2, 3))  # (B, C)
+        feat = joint_features(self.conv, img_feat, joint_img).flatten(1)  # (B, J * 515)
+        return self.root_pose_out(feat), self.pose_out(feat), self.shape_out(pooled), self.cam_out(pooled)

@@ -9,7 +9,20 @@ from torch import Tensor, nn
 from common.body_models import joint_sets
 from common.geometry import project_points
 
-__all__ = ["SMPLXHead"]
+__all__ = ["SMPLXHead", "private_layer_copy"]
+
+
+def private_layer_copy(layer: nn.Module) -> nn.Module:
+    """A deep copy of a body-model layer whose buffers are all non-persistent.
+
+    The copy moves with the model's `.to(device)` (the body-model cache shares its layer, which must not move)
+    and never enters a state_dict, so checkpoints hold only network weights, as the reference's do.
+    """
+    layer = copy.deepcopy(layer)
+    for module in layer.modules():
+        for name, buffer in list(module.named_buffers(recurse=False)):
+            module.register_buffer(name, buffer, persistent=False)
+    return layer
 
 
 def _part_anchors() -> Tensor:
@@ -48,12 +61,12 @@ class SMPLXHead(nn.Module):
         hm_shape: Sequence[int],
     ) -> None:
         super().__init__()
-        self.layer = copy.deepcopy(smplx_layer)  # the body-model cache shares its layer: .to() must not move that
-        for module in self.layer.modules():
-            for name, buffer in list(module.named_buffers(recurse=False)):
-                module.register_buffer(name, buffer, persistent=False)
-        self.focal, self.princpt = tuple(focal), tuple(princpt)
-        self.px_to_hm = (hm_shape[2] / input_body_shape[1], hm_shape[1] / input_body_shape[0])  # (x, y)
+        self.layer = private_layer_copy(smplx_layer)
+        # Camera constants as (2,) buffers, (x, y): they move with the model, so no step copies them to the device.
+        self.register_buffer("focal", torch.tensor(focal, dtype=torch.float32), persistent=False)
+        self.register_buffer("princpt", torch.tensor(princpt, dtype=torch.float32), persistent=False)
+        px_to_hm = (hm_shape[2] / input_body_shape[1], hm_shape[1] / input_body_shape[0])
+        self.register_buffer("px_to_hm", torch.tensor(px_to_hm, dtype=torch.float32), persistent=False)
         self.register_buffer("joint_idx", torch.tensor(joint_sets.JOINT_IDX, dtype=torch.long), persistent=False)
         self.register_buffer("part_anchors", _part_anchors(), persistent=False)
 
@@ -89,8 +102,9 @@ class SMPLXHead(nn.Module):
             joint_cam = output.joints[:, self.joint_idx]  # (B, 137, 3)
             to_project = output.joints if all_joints else joint_cam
             to_project = to_project.detach() if detach_proj else to_project
-            proj_px = project_points(to_project + cam_trans[:, None], self.focal, self.princpt)  # (B, K, 2)
-            joint_proj = proj_px * proj_px.new_tensor(self.px_to_hm)
+            focal, princpt = self.focal.to(dtype), self.princpt.to(dtype)
+            proj_px = project_points(to_project + cam_trans[:, None], focal, princpt)  # (B, K, 2)
+            joint_proj = proj_px * self.px_to_hm.to(dtype)
             joint_cam = joint_cam - joint_cam[:, joint_sets.ROOT_IDX, None]
             joint_cam = joint_cam - joint_cam[:, self.part_anchors]  # the pelvis' anchor is itself, already at 0
         return {"joint_cam": joint_cam, "joint_proj": joint_proj, "mesh_cam": output.vertices + cam_trans[:, None]}
