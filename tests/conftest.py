@@ -34,3 +34,14 @@ def synthetic_body_model_dir() -> Path:
     from common.body_models.synthetic import ensure_synthetic_body_models
 
     return ensure_synthetic_body_models()
+
+
+@pytest.fixture(scope="session")
+def synthetic_agora_dir(tmp_path_factory: pytest.TempPathFactory, synthetic_body_model_dir: Path) -> Path:
+    """A small synthetic dataset in AGORA's layout: 8 'train' and 4 'validation' images, seed 0 (built once)."""
+    from data.Synthetic import make_dataset
+
+    root = tmp_path_factory.mktemp("synthetic_agora")
+    for split, num_images in (("train", 8), ("validation", 4)):
+        make_dataset(root, split, num_images, seed=0, human_model_path=synthetic_body_model_dir, progress=False)
+    return root

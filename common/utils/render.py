@@ -178,7 +178,12 @@ class MeshRenderer:
         self._pyrender = pyrender
 
     def render(
-        self, meshes: Meshes, focal: Pair, princpt: Pair, image_size: tuple[int, int] | None = None
+        self,
+        meshes: Meshes,
+        focal: Pair,
+        princpt: Pair,
+        image_size: tuple[int, int] | None = None,
+        lit: bool = True,
     ) -> RenderOutput:
         """Renders meshes given in the OpenCV camera frame with a pinhole camera.
 
@@ -188,6 +193,10 @@ class MeshRenderer:
             princpt: (cx, cy) pixels; pixel centres at integer coordinates.
             image_size: (H, W) pixels; defaults to the renderer's size. The context is resized, not recreated
                 (OSMesa alone recreates it, as its buffer has a fixed size).
+            lit: shade with the renderer's lights; False shows the (vertex) colours as they are, for callers
+                that bake their own lighting into them. Unlit renders are bit-exact from run to run; lit ones
+                may differ by one grey level in a few pixels, as pyrender sums its lights in the iteration
+                order of a set, which changes between processes.
 
         Returns:
             RenderOutput with (H, W) images.
@@ -207,6 +216,8 @@ class MeshRenderer:
             scene.add(pyrender.DirectionalLight(intensity=intensity), pose=_light_pose(direction))
         # No culling: open meshes (hands, face) show their inside. RGBA: the alpha is the coverage (_to_output).
         flags = pyrender.RenderFlags.SKIP_CULL_FACES | pyrender.RenderFlags.RGBA
+        if not lit:
+            flags |= pyrender.RenderFlags.FLAT
         rgba, depth = self._offscreen.render(scene, flags=flags)
         return _to_output(rgba, depth)
 

@@ -11,11 +11,13 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import trimesh
 
+from common.geometry import project_points
 from common.paths import REPO_ROOT
 from common.utils.render import (
     MeshRenderer,
@@ -71,6 +73,60 @@ def test_mask_bbox_and_depth_match_the_pinhole_camera(renderer: MeshRenderer) ->
     assert out.depth[round(v), round(u)] == pytest.approx(2.5, abs=0.01)
     assert np.array_equal(out.mask, out.depth > 0)
     assert np.all(out.color[~out.mask] == 0) and out.color[out.mask].max() > 0.3
+
+
+def projected_triangles_coverage(mesh: MeshSpec, focal=FOCAL, princpt=PRINCPT, size_hw=(H, W)) -> np.ndarray:
+    """(H, W) bool: pixel centres inside some triangle projected with common.geometry's pinhole model."""
+    uv = project_points(torch.from_numpy(mesh.vertices).double(), focal, princpt).numpy()  # (V, 2)
+    shift = 8  # cv2 takes fixed-point coordinates: 1/256 px
+    triangles = np.rint(uv[mesh.faces] * 2**shift).astype(np.int32)  # (F, 3, 2)
+    coverage = np.zeros(size_hw, dtype=np.uint8)
+    for triangle in triangles:  # one by one: fillPoly would cancel overlapping triangles out
+        cv2.fillConvexPoly(coverage, triangle, 1, lineType=cv2.LINE_8, shift=shift)
+    return coverage.astype(bool)
+
+
+def test_mask_is_where_the_mesh_projects(renderer: MeshRenderer) -> None:
+    # A torus seen at an angle is not convex: its hole and the gaps beside it must stay empty.
+    torus = trimesh.creation.torus(major_radius=0.5, minor_radius=0.15, major_sections=48, minor_sections=16)
+    torus.apply_transform(trimesh.transformations.rotation_matrix(np.radians(35.0), (1.0, 0.3, 0.0)))
+    mesh = MeshSpec(torus.vertices + (0.1, 0.05, 3.0), torus.faces)
+    mask = renderer.render(mesh, FOCAL, PRINCPT).mask
+    coverage = projected_triangles_coverage(mesh)
+    kernel = np.ones((3, 3), np.uint8)  # one pixel of slack for the MSAA sample offset at the silhouette
+    inner = cv2.erode(coverage.astype(np.uint8), kernel).astype(bool)
+    outer = cv2.dilate(coverage.astype(np.uint8), kernel).astype(bool)
+    assert inner.sum() > 300 and (~outer).sum() > 300
+    assert mask[inner].all(), "the mask is empty where the mesh projects"
+    assert not mask[~outer].any(), "the mask covers pixels where no triangle projects"
+    hole = tuple(np.rint(project_points(torch.tensor([[0.1, 0.05, 3.0]]), FOCAL, PRINCPT)[0].numpy()[::-1]).astype(int))
+    assert not mask[hole] and not coverage[hole]
+
+
+@pytest.mark.parametrize("point", [(0.0, 0.0, 2.0), (0.55, -0.3, 2.5), (-0.9, 0.6, 4.0), (0.2, 0.25, 1.5)])
+def test_rendered_vertex_lands_on_its_projected_pixel(renderer: MeshRenderer, point: tuple) -> None:
+    # A speck around the point (a sphere 2 px across) shows where the renderer puts it.
+    radius_m = 1.0 * point[2] / FOCAL[0]
+    out = renderer.render(sphere(point, radius_m, subdivisions=2), FOCAL, PRINCPT)
+    ys, xs = np.nonzero(out.mask)
+    assert 1 <= len(xs) <= 16
+    expected = project_points(torch.tensor([point], dtype=torch.float64), FOCAL, PRINCPT)[0].numpy()
+    np.testing.assert_allclose([xs.mean(), ys.mean()], expected, atol=1.0)
+
+
+def test_unlit_renders_show_the_colours_exactly_and_repeat_bit_for_bit(renderer: MeshRenderer) -> None:
+    colour = np.array([0.2, 0.6, 0.9], dtype=np.float32)
+    mesh = sphere((0.1, 0.0, 3.0), 0.6, vertex_colors=np.tile(colour, (642, 1)))
+    first = renderer.render(mesh, FOCAL, PRINCPT, lit=False)
+    interior = cv2.erode(first.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    np.testing.assert_allclose(first.color[interior], np.broadcast_to(colour, (interior.sum(), 3)), atol=1.01 / 255)
+    # Silhouette pixels are divided by their coverage (a multiple of 1/4 in 8 bits): a little less exact.
+    np.testing.assert_allclose(first.color[first.mask], np.broadcast_to(colour, (first.mask.sum(), 3)), atol=0.02)
+    lit = renderer.render(mesh, FOCAL, PRINCPT)
+    assert np.array_equal(lit.mask, first.mask) and np.abs(lit.color[lit.mask] - colour).max() > 0.1  # shaded
+    with MeshRenderer(W, H) as other:  # another context gives the same bytes
+        again = other.render(mesh, FOCAL, PRINCPT, lit=False)
+    assert np.array_equal(again.color, first.color) and np.array_equal(again.depth, first.depth)
 
 
 def test_pixel_centres_at_integer_coordinates(renderer: MeshRenderer) -> None:

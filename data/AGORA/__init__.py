@@ -1,0 +1,1 @@
+"""AGORA (SMPL-X fits, 1280x720 images or per-person crops of the 4K images); also reads data/Synthetic's output."""

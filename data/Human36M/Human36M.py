@@ -1,0 +1,136 @@
+"""Human3.6M in the parsed release of Hand4Whole / NeuralAnnot: 17 3D joints and SMPL-X pseudo-GT.
+
+Layout under the data root (cfg.data.dataset_roots['Human36M'] or <data_dir>/Human36M, as in Hand4Whole)::
+
+    images/<file_name>                                  as the data json's file_name says
+    annotations/Human36M_subject{S}_data.json           COCO; images carry subject, action_idx, subaction_idx,
+                                                        frame_idx, cam_idx; annotations carry bbox (xywh)
+    annotations/Human36M_subject{S}_camera.json         [cam_idx] -> R (3x3), t (mm), f, c (pixels)
+    annotations/Human36M_subject{S}_joint_3d.json       [action][subaction][frame] -> 17 x 3 world mm
+    annotations/Human36M_subject{S}_SMPLX_NeuralAnnot.json  [action][subaction][frame] -> SMPL-X parameters
+                                                        (world frame: the camera's R and t bring them in)
+
+Protocol (HMR, SPIN, Hand4Whole): train on subjects 1, 5, 6, 7, 8 every 5th frame, all cameras; test on
+subjects 9 and 11 every 64th frame, camera 4 only; MPJPE and PA-MPJPE on the 14 H36M evaluation joints
+regressed from the predicted SMPL-X mesh against the dataset's GT joints.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from common.utils.augmentation import process_bbox
+from common.utils.metrics import H36M_JOINTS, h36m_joint_metrics
+from data.dataset import BaseDataset
+from data.MSCOCO.annotation_io import load_coco, neural_annot_params, read_json
+from data.record import CameraParams, Record
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Human36M"]
+
+_MM = 1000.0  # the release stores translations and joints in millimetres; the framework uses metres
+
+
+def _entry(table: Mapping[str, Any], key: tuple[str, ...], path: Path) -> Any:
+    """``table[key[0]][key[1]]...``; ValueError naming the file and the key when it is missing."""
+    value: Any = table
+    for level, part in enumerate(key):
+        if not isinstance(value, Mapping) or part not in value:
+            raise ValueError(f"{path}: no entry [{']['.join(key[: level + 1])}]")
+        value = value[part]
+    return value
+
+
+def _camera(entry: Mapping[str, Any]) -> CameraParams:
+    """A camera of the release: R (3x3), t (mm), f and c (pixels) -> metres."""
+    return CameraParams(focal=np.asarray(entry["f"], np.float64).reshape(2),
+                        princpt=np.asarray(entry["c"], np.float64).reshape(2),
+                        R=np.asarray(entry["R"], np.float64).reshape(3, 3),
+                        t=np.asarray(entry["t"], np.float64).reshape(3) / _MM)  # fmt: skip
+
+
+class Human36M(BaseDataset):
+    """Human3.6M: 17 GT joints (is_3D) and NeuralAnnot SMPL-X pseudo-GT, camera extrinsics folded in."""
+
+    NAME: ClassVar[str] = "Human36M"
+    DEFAULT_SUBDIR: ClassVar[str] = ""  # Hand4Whole keeps images/ and annotations/ directly in data/Human36M/
+    DOWNLOAD_PAGE: ClassVar[str] = "https://github.com/mks0601/Hand4Whole_RELEASE#data (Human3.6M parsed data)"
+    SPLITS: ClassVar[tuple[str, ...]] = ("train", "test")
+    JOINT_NAMES: ClassVar[tuple[str, ...]] = H36M_JOINTS
+    # NeuralAnnot's fits get these wrong on Human3.6M (Hand4Whole masks them)
+    SMPLX_INVALID_ROTATIONS: ClassVar[tuple[str, ...]] = ("L_Ankle", "R_Ankle", "L_Wrist", "R_Wrist")
+    SMPLX_INVALID_JOINTS: ClassVar[tuple[str, ...]] = ("L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe",
+                                                       "R_Small_toe", "R_Heel")  # fmt: skip
+    SUBJECTS: ClassVar[Mapping[str, tuple[int, ...]]] = {"train": (1, 5, 6, 7, 8), "test": (9, 11)}
+    FRAME_STEP: ClassVar[Mapping[str, int]] = {"train": 5, "test": 64}
+    TEST_CAMERA: ClassVar[int] = 4  # the frontal camera HMR and SPIN evaluate on
+
+    def load_records(self) -> list[Record]:
+        """Records of the split's subjects, sub-sampled in time (and camera 4 only at test)."""
+        records: list[Record] = []
+        for subject in self.SUBJECTS[self.split]:
+            records += self._subject_records(subject)
+        return records
+
+    def _subject_records(self, subject: int) -> list[Record]:
+        paths = {part: self.annotation_file(f"annotations/Human36M_subject{subject}_{part}.json")
+                 for part in ("data", "camera", "joint_3d", "SMPLX_NeuralAnnot")}  # fmt: skip
+        coco = load_coco(paths["data"])
+        cameras, joints, fits = (read_json(paths[p]) for p in ("camera", "joint_3d", "SMPLX_NeuralAnnot"))
+        records, unfitted = [], 0
+        for ann_id in sorted(coco.anns):
+            ann = coco.anns[ann_id]
+            img = coco.imgs[ann["image_id"]]
+            frame, cam_idx = int(img["frame_idx"]), int(img["cam_idx"])
+            if frame % self.FRAME_STEP[self.split] or (not self.is_train and cam_idx != self.TEST_CAMERA):
+                continue
+            bbox = process_bbox(np.asarray(ann["bbox"], np.float64), int(img["width"]), int(img["height"]))
+            if bbox is None:
+                continue
+            key = (str(img["action_idx"]), str(img["subaction_idx"]), str(frame))
+            cam = _camera(_entry(cameras, (str(cam_idx),), paths["camera"]))
+            joints_world_m = np.asarray(_entry(joints, key, paths["joint_3d"]), np.float64).reshape(-1, 3) / _MM
+            joints_cam_m = joints_world_m @ cam.R.T + cam.t  # (17, 3) camera frame, metres
+            fit = fits.get(key[0], {}).get(key[1], {}).get(key[2])
+            unfitted += fit is None
+            where = f"{paths['SMPLX_NeuralAnnot']} [{']['.join(key)}]"
+            # the fits are bare parameter dicts in the world frame; the camera file brings them into the camera
+            smplx = None if fit is None else neural_annot_params({"smplx_param": fit, "cam_param": {
+                "focal": cam.focal, "princpt": cam.princpt}}, where)[0]  # fmt: skip
+            records.append(Record(
+                img_path=self.root / "images" / img["file_name"], img_hw=(int(img["height"]), int(img["width"])),
+                bbox_xywh_img=bbox, cam=cam, smplx=smplx, joints_xy_img=cam.project(joints_cam_m),
+                joints_cam=joints_cam_m, joints_valid=np.ones(len(self.JOINT_NAMES)), is_3D=True,
+                info={"ann_id": int(ann_id), "subject": subject, "action": key[0], "subaction": key[1], "frame": frame,
+                      "cam_idx": cam_idx},
+            ))  # fmt: skip
+        if unfitted:
+            logger.info("Human36M subject %d: %d samples without a SMPL-X fit (its targets are masked)", subject,
+                        unfitted)  # fmt: skip
+        return records
+
+    def evaluate(self, outs: Sequence[Mapping[str, np.ndarray]], indices: Sequence[int]) -> dict[str, list[float]]:
+        """MPJPE and PA-MPJPE (mm) on the 14 H36M joints: regressed from the predicted mesh vs the GT joints.
+
+        Args:
+            outs: per sample, the model's test output with 'smplx_mesh_cam' (V, 3) metres.
+            indices: the dataset index of each output; the GT joints are the record's ``joints_cam``.
+
+        Returns:
+            {'mpjpe': [...], 'pa_mpjpe': [...]}, one value per sample, mm.
+        """
+        if len(outs) != len(indices):
+            raise ValueError(f"Human36M.evaluate: {len(outs)} outputs for {len(indices)} indices")
+        if not outs:
+            return {"mpjpe": [], "pa_mpjpe": []}
+        pred = np.stack([o["smplx_mesh_cam"] for o in outs])  # (B, V, 3)
+        gt_joints = np.stack([self.records[i].joints_cam for i in indices])  # (B, 17, 3) metres
+        # the GT joints are already in the regressor's H36M order: the identity "regresses" them
+        metrics = h36m_joint_metrics(pred, gt_joints, self.body_models.h36m_regressor(), np.eye(len(H36M_JOINTS)))
+        return {k: [float(v) for v in metrics[k]] for k in ("mpjpe", "pa_mpjpe")}

@@ -1,0 +1,72 @@
+"""MPII Human Pose with NeuralAnnot SMPL-X pseudo-GT: one of Hand4Whole's 2D training sets (train only).
+
+Layout under the data root (``cfg.data.dataset_roots['MPII']``, default ``<data_dir>/MPII/data``, as Hand4Whole)::
+
+    annotations/train.json                        COCO format, 16 keypoints per person
+    annotations/MPII_train_SMPLX_NeuralAnnot.json str(annotation id) -> SMPL-X fit
+    <file_name>                                   the image, relative to the root (e.g. images/015601864.jpg)
+
+One record per person annotation that is not a crowd and has a labelled keypoint. No hand or face boxes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from common.utils.augmentation import process_bbox
+from data.dataset import BaseDataset
+from data.MSCOCO.annotation_io import keypoints, load_coco, neural_annot_params, read_json
+from data.record import Record
+
+__all__ = ["MPII", "MPII_JOINTS"]
+
+MPII_JOINTS: tuple[str, ...] = (
+    "R_Ankle", "R_Knee", "R_Hip", "L_Hip", "L_Knee", "L_Ankle", "Pelvis", "Thorax", "Neck", "Head_top", "R_Wrist",
+    "R_Elbow", "R_Shoulder", "L_Shoulder", "L_Elbow", "L_Wrist",
+)  # fmt: skip
+"""MPII's 16 keypoints in file order (Thorax and Head_top have no supervision joint and are dropped)."""
+ANNOTATION_FILE = "train.json"
+NEURAL_ANNOT_FILE = "MPII_train_SMPLX_NeuralAnnot.json"
+
+
+class MPII(BaseDataset):
+    """MPII persons with their NeuralAnnot SMPL-X fits (2D keypoints; is_3D False).
+
+    The fits' ankle and wrist rotations and their foot keypoints are not supervised (Hand4Whole: NeuralAnnot
+    fits them poorly on body-only data); a person without a fit has its SMPL-X masks at 0.
+    """
+
+    NAME = "MPII"
+    DOWNLOAD_PAGE = ("http://human-pose.mpi-inf.mpg.de (images); train.json and the SMPL-X fits: "
+                     "https://github.com/mks0601/NeuralAnnot_RELEASE")  # fmt: skip
+    SPLITS = ("train",)
+    JOINT_NAMES = MPII_JOINTS
+    SMPLX_INVALID_ROTATIONS = ("L_Ankle", "R_Ankle", "L_Wrist", "R_Wrist")
+    SMPLX_INVALID_JOINTS = ("L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel")
+
+    def load_records(self) -> list[Record]:
+        """One record per usable person annotation of train.json."""
+        coco_path = self.annotation_file(Path("annotations") / ANNOTATION_FILE)
+        fits_path = self.annotation_file(Path("annotations") / NEURAL_ANNOT_FILE)
+        db = load_coco(coco_path)
+        fits: Mapping[str, Any] = read_json(fits_path)
+        records = []
+        for ann_id, ann in db.anns.items():
+            if ann.get("iscrowd", 0):
+                continue
+            xy, valid = keypoints(ann, "keypoints", len(MPII_JOINTS), coco_path)
+            img = db.imgs[ann["image_id"]]
+            img_hw = (int(img["height"]), int(img["width"]))
+            bbox = process_bbox(ann["bbox"], img_hw[1], img_hw[0])
+            if not valid.any() or bbox is None:  # no keypoint, or the person box lies outside the image
+                continue
+            record = Record(img_path=self.root / img["file_name"], img_hw=img_hw, bbox_xywh_img=bbox,
+                            joints_xy_img=xy, joints_valid=valid, is_3D=False,
+                            info={"ann_id": ann_id, "image_id": ann["image_id"]})  # fmt: skip
+            entry = fits.get(str(ann_id))
+            if entry is not None:
+                record.smplx, record.cam = neural_annot_params(entry, f"{fits_path} [{str(ann_id)!r}]")
+            records.append(record)
+        return records

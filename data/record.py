@@ -1,0 +1,66 @@
+"""What a dataset module produces: one `Record` per person sample, and the missing-annotation error.
+
+A dataset module (data/<NAME>/<NAME>.py) parses only its own files into records; `data.dataset.BaseDataset`
+turns a record into the sample contract. Coordinates in a record are in the pixels of the record's image
+file and in metres in its camera's frame; nothing in a record is augmented or cropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.utils.smplx_targets import CameraParams, SMPLXParams
+
+__all__ = ["CameraParams", "MissingAnnotationError", "Record", "SMPLXParams"]
+
+
+@dataclass
+class Record:
+    """One person sample as a dataset module parses it; `BaseDataset` does everything after this.
+
+    Attributes:
+        img_path: the image file.
+        img_hw: (H, W) pixels of that file, which all coordinates below refer to.
+        bbox_xywh_img: (4,) crop box, already through `common.utils.augmentation.process_bbox`.
+        cam: intrinsics (and extrinsics) in this image's pixels; needed with ``smplx``.
+        smplx: SMPL-X (pseudo-)GT parameters, or None.
+        joints_xy_img: (J, 2) GT joints in the dataset's `BaseDataset.JOINT_NAMES`, pixels, or None.
+        joints_cam: (J, 3) GT joints in the camera frame, metres (absolute), or None for 2D data.
+        joints_valid: (J,) mask of the GT joints.
+        part_boxes_xyxy_img: {'lhand', 'rhand', 'face'} -> (4,) xyxy pixels, or None when not annotated.
+        is_3D: whether joints_cam is supervised (Hand4Whole's is_3D).
+        info: anything the dataset's own code needs later (ids, file names for export), untouched here.
+        orig2img_trans: (2, 3) map from the pixels of the dataset's original image to those of ``img_path``
+            when the file is a pre-cut crop of it (AGORA's 4K crops), else None (the file is the original);
+            the eval keys img2bb_trans / bb2img_trans refer to the original image through it.
+    """
+
+    img_path: Path
+    img_hw: tuple[int, int]
+    bbox_xywh_img: np.ndarray
+    cam: CameraParams | None = None
+    smplx: SMPLXParams | None = None
+    joints_xy_img: np.ndarray | None = None
+    joints_cam: np.ndarray | None = None
+    joints_valid: np.ndarray | None = None
+    part_boxes_xyxy_img: dict[str, np.ndarray | None] = field(default_factory=dict)
+    is_3D: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    orig2img_trans: np.ndarray | None = None
+
+
+class MissingAnnotationError(FileNotFoundError):
+    """An annotation file of a dataset is not where the config says; the message says where to get it."""
+
+    def __init__(self, path: Path, dataset: str, download_page: str) -> None:
+        self.message = (f"{dataset} annotation file not found: {path}; download it from {download_page} and put it "
+                        f"there, or set data.dataset_roots={{{dataset}: DIR}}")  # fmt: skip
+        super().__init__(self.message)
+        self.filename = str(path)  # what OSError handlers read
+
+    def __str__(self) -> str:  # OSError's own would print '[Errno None] None: <filename>' once filename is set
+        return self.message
