@@ -127,6 +127,11 @@ class ModelConfig:
     normalize_image: bool = False  # True: ImageNet mean/std normalisation of the [0, 1] input
     roi_align_aligned: bool = False  # torchvision roi_align's `aligned` flag for the hand/face crops
     left_hand_unflip: str = "heatmap"  # 'heatmap': x' = W_hm - 1 - x (Hand4Whole); 'pixel': flip in crop pixels
+    # 'wholebody': Hand4Whole (SMPL-X). 'body', 'hand', 'face': a Pose2Pose single-part model (SMPL, right-hand
+    # MANO, FLAME; main/pose2pose_model.py) whose network input is input_img_shape itself (no resize, no crops),
+    # whose heatmap is output_hm_shape and whose camera is focal/princpt/camera_3d_size in input pixels; the
+    # overlays main/configs/pose2pose_{body,hand,face}.yaml hold the reference's values.
+    part: str = "wholebody"
 
     def __post_init__(self) -> None:
         # OmegaConf already checks lengths and element types when loading; this also covers direct
@@ -155,6 +160,15 @@ class ModelConfig:
             _require(isinstance(getattr(self, name), str), f"model.{name}", "a path or ''", getattr(self, name))
         for name in ("normalize_image", "roi_align_aligned"):
             _require(isinstance(getattr(self, name), bool), f"model.{name}", "true or false", getattr(self, name))
+        if self.part != "wholebody":
+            # A part model's heatmap is read off its backbone's stride-32 feature map, cell for cell.
+            feature_hw = tuple(math.ceil(size / 32) for size in self.input_img_shape)
+            _require(
+                self.output_hm_shape[1:] == feature_hw, "model.output_hm_shape",
+                f"(D, {feature_hw[0]}, {feature_hw[1]}): the stride-32 features of model.input_img_shape "
+                f"{self.input_img_shape} for model.part={self.part} (see main/configs/pose2pose_{self.part}.yaml)",
+                self.output_hm_shape,
+            )  # fmt: skip
 
 
 # The values each string option of ModelConfig accepts.
@@ -162,6 +176,7 @@ _MODEL_CHOICES: dict[str, tuple[str, ...]] = {
     "hand_position_head": ("pose2pose", "v2v"),
     "body_resize_mode": ("nearest", "bilinear", "area"),
     "left_hand_unflip": ("heatmap", "pixel"),
+    "part": ("wholebody", "body", "hand", "face"),
 }
 
 
@@ -215,6 +230,9 @@ class DataConfig:
     dataset_roots: dict[str, str] = field(default_factory=dict)
     # AGORA's images: '1280x720' (the released 720p images) or '3840x2160' (per-person crops of the 4K images).
     agora_resolution: str = "1280x720"
+    # The SMPL-X layer AGORA's fits are posed with: 'neutral' for everyone (Hand4Whole), or 'annotated' (each
+    # person's gender; reproduces exactly a mesh rendered with that layer, as data/Synthetic's are).
+    agora_gender: str = "neutral"
     # False: a missing or undecodable image is an error naming the file. True: samples whose image file is
     # missing are dropped at start-up and undecodable ones replaced by the next sample, each counted and logged.
     skip_bad_images: bool = False
@@ -224,6 +242,8 @@ class DataConfig:
         resolutions = ("1280x720", "3840x2160")
         _require(self.agora_resolution in resolutions, "data.agora_resolution", f"one of {resolutions}",
                  self.agora_resolution)  # fmt: skip
+        genders = ("neutral", "annotated")
+        _require(self.agora_gender in genders, "data.agora_gender", f"one of {genders}", self.agora_gender)
         _require(isinstance(self.skip_bad_images, bool), "data.skip_bad_images", "true or false", self.skip_bad_images)
 
 
@@ -237,6 +257,22 @@ class TrainConfig:
     end_epoch: int = 7  # epochs 0 .. end_epoch - 1 are trained
     train_batch_size: int = 24  # per GPU process
     seed: int = 0
+    # Speed settings (common/engine/acceleration.py); the defaults are Hand4Whole's fp32 eager training.
+    precision: str = "fp32"  # 'fp32' or 'bf16' (autocast of the forward pass and the loss)
+    channels_last: bool = False  # NHWC weights for the 2D convolutions
+    compile: bool = False  # torch.compile the model (inductor); eager when it cannot run, with a warning
+    grad_clip_norm: float = 0.0  # clip the global gradient L2 norm to this value; 0 turns clipping off
+    # Processes (gloo) on a machine without CUDA; each takes train_batch_size samples per step, like a GPU would.
+    cpu_processes: int = 1
+    # BatchNorm during training: 'batch' (per-process batch statistics, Hand4Whole), 'sync' (statistics over all
+    # processes, SyncBatchNorm, CUDA only) or 'frozen' (running statistics kept fixed, affine weights trained).
+    batchnorm: str = "batch"
+    # A NaN or inf loss stops training naming the term and the step; True skips that step instead (one host
+    # synchronisation per step, to decide before the optimizer step).
+    skip_nonfinite: bool = False
+    log_interval: int = 50  # steps between loss/throughput readings (log file, TensorBoard, progress bar)
+    vis_interval: int = 1000  # steps between rendered mesh grids in TensorBoard; 0 turns them off
+    vis_images: int = 4  # crops per rendered grid
 
     def __post_init__(self) -> None:
         _require(_is_number(self.lr) and self.lr > 0, "train.lr", "a positive number", self.lr)
@@ -249,6 +285,20 @@ class TrainConfig:
         _check_int("train.end_epoch", self.end_epoch, 1)
         _check_int("train.train_batch_size", self.train_batch_size, 1)
         _check_int("train.seed", self.seed, 0)
+        precisions = ("fp32", "bf16")
+        _require(self.precision in precisions, "train.precision", f"one of {precisions}", self.precision)
+        for name in ("channels_last", "compile"):
+            _require(isinstance(getattr(self, name), bool), f"train.{name}", "true or false", getattr(self, name))
+        clip = self.grad_clip_norm
+        _require(_is_number(clip) and clip >= 0, "train.grad_clip_norm", "a number >= 0 (0: off)", clip)
+        self.grad_clip_norm = float(clip)
+        _check_int("train.cpu_processes", self.cpu_processes, 1)
+        modes = ("batch", "sync", "frozen")
+        _require(self.batchnorm in modes, "train.batchnorm", f"one of {modes}", self.batchnorm)
+        _require(isinstance(self.skip_nonfinite, bool), "train.skip_nonfinite", "true or false", self.skip_nonfinite)
+        _check_int("train.log_interval", self.log_interval, 1)
+        _check_int("train.vis_interval", self.vis_interval, 0)
+        _check_int("train.vis_images", self.vis_images, 1)
 
 
 @dataclass

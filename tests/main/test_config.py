@@ -66,6 +66,7 @@ def test_defaults_are_hand4whole_values() -> None:
         "normalize_image": False,
         "roi_align_aligned": False,
         "left_hand_unflip": "heatmap",
+        "part": "wholebody",
     }
     assert set(expected_model) == {f.name for f in dataclasses.fields(ModelConfig)}
     for name, value in expected_model.items():
@@ -182,6 +183,8 @@ def test_unknown_key_in_yaml_names_the_key_and_the_file(tmp_path: Path) -> None:
         ("train.lr=-1", "train.lr"),
         ("train.lr_dec_epoch=[6,4]", "train.lr_dec_epoch"),
         ("data.num_thread=-1", "data.num_thread"),
+        ("data.agora_resolution=720p", "data.agora_resolution"),
+        ("data.agora_gender=male", "data.agora_gender"),
         ("output_dir=", "output_dir"),
         ("model.hand_position_head=v3v", "model.hand_position_head"),
         ("model.body_resize_mode=bicubic", "model.body_resize_mode"),
@@ -317,3 +320,72 @@ def test_loss_section_overrides() -> None:
     assert cfg.loss.weights.smplx_pose == 2.0 and cfg.loss.weights.joint_img == 1.0
     assert cfg.loss.pose_loss == "rotmat" and cfg.model.hand_position_head == "v2v"
     assert "did you mean 'loss.weights.smplx_pose'" in _error(overrides=("loss.weights.smplx_pos=2",))
+
+
+def test_train_speed_settings_default_off_and_override() -> None:
+    train = load_config().train
+    assert (train.precision, train.channels_last, train.compile, train.grad_clip_norm) == ("fp32", False, False, 0.0)
+    overrides = ["train.precision=bf16", "train.channels_last=true", "train.compile=true", "train.grad_clip_norm=5"]
+    train = load_config(overrides=overrides).train
+    assert (train.precision, train.channels_last, train.compile, train.grad_clip_norm) == ("bf16", True, True, 5.0)
+    assert type(train.grad_clip_norm) is float
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("train.precision=fp16", "train.precision"),
+        ("train.channels_last=maybe", "train.channels_last"),
+        ("train.compile=[1]", "train.compile"),
+        ("train.grad_clip_norm=-1", "train.grad_clip_norm"),
+        ("train.grad_clip_norm=inf", "train.grad_clip_norm"),
+    ],
+)
+def test_train_speed_settings_reject_bad_values(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(overrides=[override])
+    assert raised.value.key == key and repr(override) in str(raised.value)
+
+
+@pytest.mark.parametrize("part", ["body", "hand", "face"])
+def test_pose2pose_overlays_select_a_part_model_with_a_consistent_heatmap(part: str) -> None:
+    assert load_config().model.part == "wholebody"
+    model = load_config(f"pose2pose_{part}").model
+    assert model.part == part and model.resnet_type == 50
+    assert model.output_hm_shape[1:] == tuple(size // 32 for size in model.input_img_shape)
+    assert model.princpt == (model.input_img_shape[1] / 2, model.input_img_shape[0] / 2)
+
+
+def test_part_model_rejects_a_heatmap_that_does_not_match_its_input() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(overrides=["model.part=hand"])  # Hand4Whole's 512x384 crop gives 16x12 features, not 8x6
+    assert raised.value.key == "model.output_hm_shape" and "(D, 16, 12)" in str(raised.value)
+    with pytest.raises(ConfigError) as raised:
+        load_config(overrides=["model.part=legs"])
+    assert raised.value.key == "model.part"
+
+
+def test_train_engine_settings_defaults_and_overrides() -> None:
+    train = load_config().train
+    assert (train.cpu_processes, train.batchnorm, train.skip_nonfinite) == (1, "batch", False)
+    assert (train.log_interval, train.vis_interval, train.vis_images) == (50, 1000, 4)
+    overrides = ["train.cpu_processes=2", "train.batchnorm=frozen", "train.skip_nonfinite=true", "train.vis_interval=0"]
+    train = load_config(overrides=overrides).train
+    assert (train.cpu_processes, train.batchnorm, train.skip_nonfinite, train.vis_interval) == (2, "frozen", True, 0)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("train.cpu_processes=0", "train.cpu_processes"),
+        ("train.batchnorm=group", "train.batchnorm"),
+        ("train.skip_nonfinite=sometimes", "train.skip_nonfinite"),
+        ("train.log_interval=0", "train.log_interval"),
+        ("train.vis_interval=-1", "train.vis_interval"),
+        ("train.vis_images=0", "train.vis_images"),
+    ],
+)
+def test_train_engine_settings_reject_bad_values(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(overrides=[override])
+    assert raised.value.key == key and repr(override) in str(raised.value)

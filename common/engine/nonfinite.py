@@ -1,0 +1,78 @@
+"""Stop on a NaN or inf loss without synchronising the host with the device at every step.
+
+Each step the guard records, on the device, the first step whose summed loss is not finite and that step's
+loss terms; a copy of that record travels to pinned host memory asynchronously and is read once the copy is
+done, a step or two later. So on a GPU the check costs no stall, yet a non-finite loss still stops training,
+naming the step and the term(s) at fault. On the CPU the record is read directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["NonFiniteGuard", "NonFiniteLossError", "describe_nonfinite"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or inf; the message names the step and the loss term(s)."""
+
+
+def describe_nonfinite(names: Sequence[str], values: Sequence[float]) -> str:
+    """'joint_cam = nan, smplx_pose = inf': the terms that are not finite (all finite: their sum overflowed)."""
+    bad = [f"{name} = {value}" for name, value in zip(names, values, strict=True) if not math.isfinite(value)]
+    return ", ".join(bad) or "the sum of the terms overflowed"
+
+
+class NonFiniteGuard:
+    """Watches the summed loss of every step; `check` raises `NonFiniteLossError` once one was NaN or inf.
+
+    Args:
+        term_names: the loss terms, in the order of the stacked values given to `record`.
+        device: where the losses live.
+        steps_per_epoch: iterations per epoch, to name a global step as (epoch, iteration).
+    """
+
+    def __init__(self, term_names: Sequence[str], device: torch.device, steps_per_epoch: int) -> None:
+        self.term_names, self.steps_per_epoch = list(term_names), max(int(steps_per_epoch), 1)
+        self._bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite global step
+        self._bad_terms = torch.zeros(len(self.term_names), device=device)  # that step's loss terms
+        self._event = torch.cuda.Event() if device.type == "cuda" else None
+        pin = self._event is not None  # pinned host memory makes the device-to-host copy asynchronous
+        self._host_step = torch.full((), -1, dtype=torch.long, pin_memory=pin)
+        self._host_terms = torch.zeros(len(self.term_names), pin_memory=pin)
+        self._in_flight = False
+
+    def record(self, terms: Tensor, total: Tensor, step: int) -> None:
+        """Notes a step's (T,) loss terms and their sum, at global step `step`; never waits for the device."""
+        first = ~torch.isfinite(total.detach()) & (self._bad_step < 0)
+        self._bad_step = torch.where(first, step, self._bad_step)
+        self._bad_terms = torch.where(first, terms.detach().float(), self._bad_terms)
+        if self._event is not None and not self._in_flight:  # one copy at a time; the next record starts another
+            self._host_step.copy_(self._bad_step, non_blocking=True)
+            self._host_terms.copy_(self._bad_terms, non_blocking=True)
+            self._event.record()
+            self._in_flight = True
+
+    def check(self, wait: bool = False) -> None:
+        """Raises NonFiniteLossError when a recorded step had a non-finite loss.
+
+        Args:
+            wait: read the latest record even if that means waiting for the device (before a snapshot).
+        """
+        if self._event is None or wait:
+            bad_step, bad_terms = int(self._bad_step), self._bad_terms.tolist()
+        elif self._in_flight and self._event.query():
+            self._in_flight = False
+            bad_step, bad_terms = int(self._host_step), self._host_terms.tolist()
+        else:
+            return
+        if bad_step >= 0:
+            epoch, iteration = divmod(bad_step, self.steps_per_epoch)
+            raise NonFiniteLossError(
+                f"non-finite loss at step {bad_step} (epoch {epoch}, iteration {iteration}): "
+                f"{describe_nonfinite(self.term_names, bad_terms)}"
+            )

@@ -1,0 +1,62 @@
+"""Evaluate a snapshot on the config's test set over all listed GPUs (or the CPU); prints the metric table.
+
+    cd main && python test.py --gpu 0-3 --test_epoch 6 [--cfg agora_finetune] [key=value ...]
+    python -m main.test --gpu 0 --ckpt PATH    (any snapshot, e.g. a public Hand4Whole snapshot_6.pth.tar)
+
+--test_epoch N reads output/model_dump/snapshot_N.pth.tar; the weights are loaded strictly (`module.` prefixes
+accepted). The metrics go to output/result/<dataset>/metrics.json and output/log/test_logs.txt.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`, `data`, `main`
+
+import argparse
+import functools
+import logging
+
+from common.engine.cli import parse_gpu_ids, run_cli
+from common.engine.distributed import plan_launch
+from common.engine.run_log import RunPaths
+from common.engine.snapshot import SnapshotError, snapshot_path
+from common.engine.tester import TestJob, run_test
+from main.config import ConfigError, load_config
+from main.model import get_model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="test.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gpu", default="", help="GPU ids: '0', '0,1,2,3' or '0-3' (default 0; ignored without CUDA)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--test_epoch", type=int, help="test output/model_dump/snapshot_{N}.pth.tar")
+    which.add_argument("--ckpt", type=Path, help="test this snapshot file")
+    parser.add_argument("--cfg", help="a yaml overlay: a name in main/configs/ or a path")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.testset=EHF")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    gpu_ids = parse_gpu_ids(args.gpu) if args.gpu else None
+    cfg = load_config(args.cfg, args.overrides)
+    if args.ckpt is not None:
+        checkpoint = args.ckpt.expanduser()
+        if not checkpoint.is_file():
+            raise SnapshotError(f"--ckpt: snapshot not found: {checkpoint}")
+    else:
+        checkpoint = snapshot_path(RunPaths(cfg.output_dir).model_dir, args.test_epoch)
+        if not checkpoint.is_file():
+            raise SnapshotError(f"--test_epoch {args.test_epoch}: snapshot not found: {checkpoint}")
+    plan = plan_launch(gpu_ids, cfg.train.cpu_processes)
+    from data import build_testset  # here, not at the top: importing the datasets is not needed for --help
+    from data.dataset import worker_init_fn
+
+    job = TestJob(cfg, checkpoint, functools.partial(get_model, mode="test"), build_testset, worker_init_fn)
+    run_test(job, plan, user_errors=(ConfigError,))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main, user_errors=(ConfigError,)))

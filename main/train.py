@@ -1,0 +1,68 @@
+"""Train the whole-body model: one process per listed GPU (DistributedDataParallel), or the CPU without CUDA.
+
+    cd main && python train.py --gpu 0-3 --lr 1e-4 [--continue] [--cfg agora_finetune] [train.end_epoch=10 ...]
+    python -m main.train --gpu 0 ...          (the same, from the repository root)
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 main/train.py --gpu 0-3
+
+Writes output/model_dump/snapshot_{epoch}.pth.tar after every epoch, output/log/train_logs.txt, TensorBoard files
+in output/log/tensorboard/ and the run's config as output/log/train_config.yaml (output/ = cfg.output_dir).
+`--continue` resumes from the highest snapshot (README, Training and testing).
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`, `data`, `main`
+
+import argparse
+import functools
+import logging
+import os
+
+from common.engine.cli import UsageError, parse_gpu_ids, run_cli
+from common.engine.distributed import plan_launch
+from common.engine.nonfinite import NonFiniteLossError
+from common.engine.run_log import RunPaths
+from common.engine.snapshot import latest_snapshot
+from common.engine.trainer import TrainJob, run_training
+from main.config import ConfigError, config_to_dict, load_config, save_config
+from main.model import get_model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gpu", default="", help="GPU ids: '0', '0,1,2,3' or '0-3' (default 0; ignored without CUDA)")
+    parser.add_argument("--lr", type=float, help="learning rate (sets train.lr)")
+    parser.add_argument("--continue", dest="resume", action="store_true", help="resume from the highest snapshot")
+    parser.add_argument("--cfg", help="a yaml overlay: a name in main/configs/ or a path")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.end_epoch=10")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    gpu_ids = parse_gpu_ids(args.gpu) if args.gpu else None
+    overrides = [*args.overrides, *([f"train.lr={args.lr!r}"] if args.lr is not None else [])]
+    cfg = load_config(args.cfg, overrides)
+    paths = RunPaths(cfg.output_dir)
+    if args.resume and latest_snapshot(paths.model_dir) is None:
+        raise UsageError(f"--continue: no snapshot_<epoch>.pth.tar in {paths.model_dir}")
+    plan = plan_launch(gpu_ids, cfg.train.cpu_processes)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process writes it
+        save_config(cfg, paths.log_dir / "train_config.yaml")
+    from data import build_trainset  # here, not at the top: importing the datasets is not needed for --help
+    from data.dataset import worker_init_fn
+
+    job = TrainJob(cfg, config_to_dict(cfg), functools.partial(get_model, mode="train"), build_trainset,
+                   resume=args.resume, worker_init_fn=worker_init_fn)  # fmt: skip
+    try:
+        run_training(job, plan, user_errors=(ConfigError,))
+    except NonFiniteLossError as exc:
+        print(f"train.py: training stopped: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main, user_errors=(ConfigError,)))
