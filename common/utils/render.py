@@ -41,7 +41,7 @@ _CV_TO_GL_CAMERA_POSE = np.diag([1.0, -1.0, -1.0, 1.0])
 # fill from the right and a weak light from below, so the shape reads without flat regions.
 _LIGHTS = (((0.5, 0.7, 1.0), 2.5), ((-0.8, 0.1, 1.0), 1.0), ((0.0, -0.8, 0.6), 0.5))
 _AMBIENT = (0.1, 0.1, 0.1)
-_ZNEAR, _ZFAR = 0.01, 100.0  # metres; a 24-bit depth buffer keeps mm precision over this range
+_MIN_ZNEAR = 1e-3  # metres; the near plane never comes closer than this
 
 
 class RenderingUnavailableError(RuntimeError):
@@ -141,6 +141,20 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+def _clip_planes(specs: Sequence[MeshSpec]) -> tuple[float, float]:
+    """Near and far planes (metres) around the meshes' depth range.
+
+    Fitted per scene rather than fixed: Hand4Whole's virtual camera puts people 50-110 m away (t_z = k / gamma),
+    beyond any fixed far plane that still leaves a fixed-point depth buffer precise at 1 m. A ratio of a few
+    between the planes keeps the 24-bit depth precise to well under a millimetre per metre of depth.
+    """
+    depths = np.concatenate([spec.vertices[:, 2] for spec in specs]) if specs else np.zeros(0)
+    in_front = depths[depths > _MIN_ZNEAR]
+    if in_front.size == 0:  # nothing in front of the camera: any valid planes give an empty image
+        return _MIN_ZNEAR, 1.0
+    return max(0.5 * float(in_front.min()), _MIN_ZNEAR), 2.0 * float(in_front.max())
+
+
 def _light_pose(direction: Sequence[float]) -> np.ndarray:
     """(4, 4) pose of a directional light (which shines along its local -z) travelling along `direction`."""
     z_axis = -np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
@@ -207,10 +221,12 @@ class MeshRenderer:
         height, width = (self.height, self.width) if image_size is None else (int(s) for s in image_size)
         self._offscreen.viewport_width, self._offscreen.viewport_height = width, height
         scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=_AMBIENT)
-        for spec in [meshes] if isinstance(meshes, MeshSpec) else meshes:
+        specs = [meshes] if isinstance(meshes, MeshSpec) else list(meshes)
+        for spec in specs:
             scene.add(self._to_pyrender(spec))
+        znear, zfar = _clip_planes(specs)
         # +0.5: OpenGL puts pixel centres at half-integer window coordinates, OpenCV at integers.
-        camera = pyrender.IntrinsicsCamera(*focal, princpt[0] + 0.5, princpt[1] + 0.5, znear=_ZNEAR, zfar=_ZFAR)
+        camera = pyrender.IntrinsicsCamera(*focal, princpt[0] + 0.5, princpt[1] + 0.5, znear=znear, zfar=zfar)
         scene.add(camera, pose=_CV_TO_GL_CAMERA_POSE)
         for direction, intensity in _LIGHTS:
             scene.add(pyrender.DirectionalLight(intensity=intensity), pose=_light_pose(direction))

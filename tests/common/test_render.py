@@ -75,6 +75,22 @@ def test_mask_bbox_and_depth_match_the_pinhole_camera(renderer: MeshRenderer) ->
     assert np.all(out.color[~out.mask] == 0) and out.color[out.mask].max() > 0.3
 
 
+@pytest.mark.parametrize("distance_m", [0.05, 3.0, 110.0, 2000.0])
+def test_near_and_far_meshes_render_with_their_depth(renderer: MeshRenderer, distance_m: float) -> None:
+    # Hand4Whole's virtual camera puts people 50-110 m away; the clip planes follow the scene, so a mesh at any
+    # depth renders, and its silhouette and depth scale with the distance as the pinhole model says.
+    cube = box((0.0, 0.0, distance_m), extents=(distance_m / 3,) * 3)
+    out = renderer.render(cube, FOCAL, PRINCPT)
+    uv = project(cube.vertices)
+    np.testing.assert_allclose(mask_bbox(out.mask), [*uv.min(axis=0), *uv.max(axis=0)], atol=2.0)
+    u, v = project(np.array([[0.0, 0.0, distance_m * 5 / 6]]))[0]
+    assert out.depth[round(v), round(u)] == pytest.approx(distance_m * 5 / 6, rel=1e-3)
+
+
+def test_a_mesh_behind_the_camera_renders_nothing(renderer: MeshRenderer) -> None:
+    assert not renderer.render(box((0.0, 0.0, -3.0)), FOCAL, PRINCPT).mask.any()
+
+
 def projected_triangles_coverage(mesh: MeshSpec, focal=FOCAL, princpt=PRINCPT, size_hw=(H, W)) -> np.ndarray:
     """(H, W) bool: pixel centres inside some triangle projected with common.geometry's pinhole model."""
     uv = project_points(torch.from_numpy(mesh.vertices).double(), focal, princpt).numpy()  # (V, 2)

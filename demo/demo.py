@@ -1,0 +1,137 @@
+"""Whole-body mesh of one person in one image: renders, mesh and SMPL-X parameters.
+
+    python demo/demo.py --gpu 0 [--img PATH] [--bbox x,y,w,h | --detector-weights PATH] [--ckpt PATH]
+        [--cfg YAML] [--out DIR] [key=value ...]
+
+The person box is --bbox when given, else the best person of torchvision's Faster R-CNN when its weights file
+is given (--detector-weights), else the whole image. The checkpoint defaults to the highest
+<output_dir>/model_dump/snapshot_*.pth.tar, the config to the one embedded in it. Relative paths are relative
+to the repository root. Bad input (an unreadable image, a box outside the image, a missing checkpoint or
+config, weights that do not fit the model, an unknown GPU) ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`, `main`, `demo`
+
+import numpy as np
+import torch
+
+from common.body_models import get_body_models
+from common.engine.cli import UsageError, parse_gpu_ids, run_cli
+from common.engine.snapshot import latest_snapshot, read_snapshot
+from common.paths import REPO_ROOT, resolve_repo_path
+from common.utils.image_io import ImageReadError, read_image
+from common.utils.render import MeshRenderer, RenderingUnavailableError
+from demo.camera import person_crop
+from demo.detector import DEFAULT_MIN_SCORE, detect_person, load_person_detector
+from demo.inference import build_model, demo_config, predict_person, select_device
+from demo.outputs import write_demo_outputs
+from main.config import ConfigError, load_config
+
+DEFAULT_IMAGE = REPO_ROOT / "demo" / "input.png"
+PROG = "demo.py"
+# Besides run_cli's own (UsageError, FileNotFoundError, SnapshotError, StateDictMismatchError, ...): errors whose
+# message already names the file or key at fault, reported in one line with exit code 2.
+USER_ERRORS = (ConfigError, ImageReadError, RenderingUnavailableError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors become one line (UsageError, exit code 2 through run_cli) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see --help)")
+
+
+def parse_bbox(text: str) -> np.ndarray:
+    """'x,y,w,h' (original-image pixels, width and height > 0) -> (4,) float32; usable as an argparse type."""
+    parts = text.split(",")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(parts) != 4 or len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"invalid box {text!r}: expected four numbers x,y,w,h in pixels")
+    if values[2] <= 0 or values[3] <= 0:
+        raise argparse.ArgumentTypeError(f"invalid box {text!r}: width and height must be positive")
+    return np.array(values, dtype=np.float32)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gpu", type=parse_gpu_ids, default=[0], help="one GPU id (default 0); CPU without CUDA")
+    parser.add_argument("--img", default=str(DEFAULT_IMAGE), help="input image (default demo/input.png)")
+    parser.add_argument("--bbox", type=parse_bbox, help="person box x,y,w,h in pixels of --img")
+    parser.add_argument("--detector-weights", help="torchvision fasterrcnn_resnet50_fpn COCO state_dict file")
+    parser.add_argument("--detector-min-score", type=float, default=DEFAULT_MIN_SCORE, help="(default %(default)s)")
+    parser.add_argument("--ckpt", help="snapshot file (default: the highest <output_dir>/model_dump/snapshot_N)")
+    parser.add_argument("--cfg", help="config yaml or name in main/configs/ (default: the one in the snapshot)")
+    parser.add_argument("--out", help="output folder (default <output_dir>/vis/demo)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. human_model_path=DIR")
+    return parser
+
+
+def _checkpoint(args: argparse.Namespace) -> Path:
+    if args.ckpt is not None:
+        return resolve_repo_path(args.ckpt)
+    model_dir = Path(load_config(args.cfg, args.overrides).output_dir) / "model_dump"
+    found = latest_snapshot(model_dir)
+    if found is None:
+        raise UsageError(
+            f"no checkpoint: {model_dir} has no snapshot_N.pth.tar; train one (python tool/quickstart.py, or "
+            "python main/train.py --cfg ...) or pass --ckpt PATH"
+        )
+    return found
+
+
+def _person_box(args: argparse.Namespace, image: np.ndarray, device: torch.device) -> tuple[np.ndarray, str]:
+    """The person box (4,) xywh original pixels and a few words saying where it came from."""
+    height, width = image.shape[:2]
+    whole_image = np.array([0.0, 0.0, width, height], dtype=np.float32)
+    if args.bbox is not None:
+        return args.bbox, "--bbox"
+    if args.detector_weights is None:
+        return whole_image, "the whole image (no --bbox, no --detector-weights)"
+    detector = load_person_detector(resolve_repo_path(args.detector_weights), device)
+    found = detect_person(detector, image, device, args.detector_min_score)
+    if found is None:
+        return whole_image, f"the whole image (no person scored >= {args.detector_min_score})"
+    box, score = found
+    return box, f"the detector (person, score {score:.2f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    device, notice = select_device(args.gpu)
+    if notice:
+        print(f"{PROG}: {notice}", file=sys.stderr)
+    image_path = resolve_repo_path(args.img)
+    image = read_image(image_path)  # (H, W, 3) uint8 RGB
+    snapshot_file = _checkpoint(args)
+    snapshot = read_snapshot(snapshot_file)
+    cfg, cfg_source = demo_config(args.cfg, args.overrides, snapshot)
+    bbox, box_source = _person_box(args, image, device)
+    crop = person_crop(bbox, image.shape[:2], cfg.model.input_img_shape)
+    if crop is None:
+        height, width = image.shape[:2]
+        raise UsageError(f"box {bbox.tolist()} (x,y,w,h) lies outside the {width}x{height} image {image_path}")
+    model = build_model(cfg, snapshot["network"], device)
+    prediction = predict_person(model, image, crop, cfg.model, device)
+    faces = get_body_models(cfg.human_model_path).faces
+    out_dir = resolve_repo_path(args.out) if args.out else Path(cfg.output_dir) / "vis" / "demo"
+    with MeshRenderer(image.shape[1], image.shape[0]) as renderer:
+        paths = write_demo_outputs(out_dir, image, prediction, faces, bbox, renderer)
+    print(f"image {image_path}; box {np.round(bbox, 1).tolist()} from {box_source}")
+    print(f"checkpoint {snapshot_file} (epoch {snapshot.get('epoch')}); {cfg_source}; device {device}")
+    for path in paths.values():
+        print(f"  wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main, prog=PROG, user_errors=USER_ERRORS))

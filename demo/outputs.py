@@ -1,0 +1,138 @@
+"""What the demo writes: renders over the original image and the crop, a side view, the mesh and the parameters.
+
+Every file is written to a temporary file in the output folder and renamed into place, so an interrupted
+run never leaves a truncated file where a complete one was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from common.utils.render import MeshRenderer, MeshSpec, render_overlay, side_view
+from demo.inference import PersonPrediction
+
+__all__ = ["OUTPUT_FILES", "obj_text", "smplx_param_record", "write_demo_outputs"]
+
+OUTPUT_FILES: dict[str, str] = {
+    "overlay_original": "render_original_img.jpg",  # the mesh over the original image (Hand4Whole's name)
+    "overlay_crop": "render_cropped_img.jpg",  # the mesh over the network's input crop (Hand4Whole's name)
+    "side_view": "render_side_view.jpg",  # the mesh turned 90 degrees about the vertical axis, crop camera
+    "mesh": "output.obj",  # camera-frame mesh, metres (Hand4Whole's name)
+    "params": "smplx_param.json",  # SMPL-X parameters, cam_trans and the original image's intrinsics
+}
+# smplx_param.json key -> the model's test-output key (Hand4Whole's demo names, plus cam_trans).
+PARAM_KEYS: dict[str, str] = {
+    "root_pose": "smplx_root_pose",
+    "body_pose": "smplx_body_pose",
+    "lhand_pose": "smplx_lhand_pose",
+    "rhand_pose": "smplx_rhand_pose",
+    "jaw_pose": "smplx_jaw_pose",
+    "shape": "smplx_shape",
+    "expr": "smplx_expr",
+    "cam_trans": "cam_trans",
+}
+_JPEG_QUALITY = 95
+_OVERLAY_ALPHA = 0.85
+_SIDE_VIEW_BACKGROUND = 255  # white
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary result files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_image(path: Path, image_rgb: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(path.suffix, image_rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    _write_atomic(path, encoded.tobytes())
+
+
+def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """Wavefront OBJ text of a triangle mesh.
+
+    Args:
+        vertices: (V, 3) float, metres.
+        faces: (F, 3) int, 0-based vertex indices (written 1-based, as OBJ counts).
+    """
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in np.asarray(vertices, dtype=np.float64)]
+    lines += [f"f {a} {b} {c}" for a, b, c in np.asarray(faces, dtype=np.int64) + 1]
+    return "\n".join(lines) + "\n"
+
+
+def smplx_param_record(prediction: PersonPrediction, img_hw: tuple[int, int], person_bbox_xywh: np.ndarray) -> dict:
+    """The content of smplx_param.json (plain lists of floats).
+
+    Poses are axis-angle in radians (root 3, body 21 x 3, each hand 15 x 3 added to SMPL-X's mean hand pose as
+    flat_hand_mean=False does, jaw 3), shape and expression 10 coefficients each, cam_trans (3,) metres added to
+    the SMPL-X output in the camera frame. focal and princpt are the camera of the original image in pixels, so
+    that projecting the mesh of output.obj with them lands on the person. The boxes are xywh original pixels.
+    """
+    record: dict[str, Any] = {name: prediction.outputs[key].tolist() for name, key in PARAM_KEYS.items()}
+    record["focal"] = list(prediction.camera_img.focal)
+    record["princpt"] = list(prediction.camera_img.princpt)
+    record["img_shape"] = [int(img_hw[0]), int(img_hw[1])]  # (H, W) of the original image
+    record["person_bbox_xywh"] = [float(v) for v in person_bbox_xywh]
+    record["crop_bbox_xywh"] = [float(v) for v in prediction.crop.bbox_xywh_img]
+    return record
+
+
+def write_demo_outputs(
+    out_dir: Path,
+    image_rgb: np.ndarray,
+    prediction: PersonPrediction,
+    faces: np.ndarray,
+    person_bbox_xywh: np.ndarray,
+    renderer: MeshRenderer,
+) -> dict[str, Path]:
+    """Renders and writes every demo output (OUTPUT_FILES) into `out_dir` (created).
+
+    Args:
+        out_dir: output folder.
+        image_rgb: (H, W, 3) uint8 RGB original image.
+        prediction: the person's prediction.
+        faces: (F, 3) SMPL-X triangles.
+        person_bbox_xywh: (4,) the person box the crop was made from, original pixels.
+        renderer: a renderer reused for the three images.
+
+    Returns:
+        OUTPUT_FILES key -> written path.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {key: out_dir / name for key, name in OUTPUT_FILES.items()}
+    vertices = prediction.outputs["smplx_mesh_cam"]  # (V, 3) metres, camera frame
+    mesh = MeshSpec(vertices, faces)
+    cam_img, cam_crop = prediction.camera_img, prediction.camera_crop
+    _write_image(
+        paths["overlay_original"],
+        render_overlay(image_rgb, mesh, cam_img.focal, cam_img.princpt, _OVERLAY_ALPHA, renderer),
+    )
+    _write_image(
+        paths["overlay_crop"],
+        render_overlay(prediction.crop_rgb, mesh, cam_crop.focal, cam_crop.princpt, _OVERLAY_ALPHA, renderer),
+    )
+    background = np.full_like(prediction.crop_rgb, _SIDE_VIEW_BACKGROUND)
+    turned = MeshSpec(side_view(vertices, 90.0), faces)
+    _write_image(
+        paths["side_view"], render_overlay(background, turned, cam_crop.focal, cam_crop.princpt, 1.0, renderer)
+    )
+    _write_atomic(paths["mesh"], obj_text(vertices, faces).encode("ascii"))
+    record = smplx_param_record(prediction, image_rgb.shape[:2], person_bbox_xywh)
+    # One key per line, each value on one line: readable, and still plain json.
+    text = "{\n" + ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in record.items()) + "\n}\n"
+    _write_atomic(paths["params"], text.encode("utf-8"))
+    return paths
