@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypedDict
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -116,11 +117,20 @@ def sample_shapes(space: TargetSpace, num_vertices: int, split: str = "train") -
     return shapes
 
 
+def single_thread_opencv() -> None:
+    """One OpenCV thread in this process: call it in a process before it forks DataLoader workers.
+
+    OpenCV's thread pool is not fork-safe: a forked worker that touches it (cv2.setNumThreads, or any parallel
+    cv2 call) waits forever on a pool whose threads only existed in the parent, which hung training and
+    benchmarks after the main process had warped an image. With one thread in the parent there is no pool to
+    inherit. Each worker is single-threaded anyway; the main process's own cv2 work is small.
+    """
+    cv2.setNumThreads(1)
+
+
 def worker_init_fn(worker_id: int) -> None:
     """DataLoader worker set-up: one OpenCV and one torch thread per worker, so workers do not oversubscribe."""
-    import cv2
-
-    cv2.setNumThreads(1)
+    single_thread_opencv()
     torch.set_num_threads(1)
 
 
@@ -153,6 +163,7 @@ class BaseDataset(Dataset):
         if split not in self.SPLITS:
             raise ValueError(f"{self.NAME}: unknown split {split!r}; accepted: {', '.join(self.SPLITS)}")
         self.split, self.is_train, self.cfg = split, split == "train", cfg
+        single_thread_opencv()  # before any DataLoader forks workers from this process
         configured = cfg.data.dataset_roots.get(self.NAME)
         default_root = Path(cfg.data_dir) / self.NAME / self.DEFAULT_SUBDIR
         self.root = resolve_repo_path(configured) if configured else default_root

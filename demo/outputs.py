@@ -7,14 +7,13 @@ run never leaves a truncated file where a complete one was.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from common.utils.atomic_io import write_bytes_atomic
 from common.utils.render import MeshRenderer, MeshSpec, render_overlay, side_view
 from demo.inference import PersonPrediction
 
@@ -43,23 +42,11 @@ _OVERLAY_ALPHA = 0.85
 _SIDE_VIEW_BACKGROUND = 255  # white
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary result files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_image(path: Path, image_rgb: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix, image_rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
     if not ok:
         raise OSError(f"could not encode {path}")
-    _write_atomic(path, encoded.tobytes())
+    write_bytes_atomic(path, encoded.tobytes())
 
 
 def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
@@ -130,9 +117,9 @@ def write_demo_outputs(
     _write_image(
         paths["side_view"], render_overlay(background, turned, cam_crop.focal, cam_crop.princpt, 1.0, renderer)
     )
-    _write_atomic(paths["mesh"], obj_text(vertices, faces).encode("ascii"))
+    write_bytes_atomic(paths["mesh"], obj_text(vertices, faces).encode("ascii"))
     record = smplx_param_record(prediction, image_rgb.shape[:2], person_bbox_xywh)
     # One key per line, each value on one line: readable, and still plain json.
     text = "{\n" + ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in record.items()) + "\n}\n"
-    _write_atomic(paths["params"], text.encode("utf-8"))
+    write_bytes_atomic(paths["params"], text.encode("utf-8"))
     return paths

@@ -19,7 +19,6 @@ import dataclasses
 import difflib
 import math
 import os
-import tempfile
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from common.paths import resolve_repo_path
+from common.utils.atomic_io import write_bytes_atomic
 
 CONFIG_DIR: Path = Path(__file__).resolve().parent / "configs"
 RESNET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
@@ -506,17 +506,6 @@ def save_config(cfg: Config, path: str | os.PathLike[str]) -> None:
         path: the yaml file to write, used as given (callers build it from `cfg.output_dir`).
     """
     target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = "# main.config.save_config; read back with main.config.load_config(path)\n"
     text += yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)  # [512, 384] on one line
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; a config is not a secret
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(target, text.encode("utf-8"), durable=True)

@@ -20,13 +20,11 @@ Figures measured on a machine shared with other work are distorted; the json rec
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from common.engine.acceleration import PRECISIONS, autocast, make_optimizer, prepare_model
 from common.engine.cli import UsageError, run_cli
 from common.paths import REPO_ROOT
+from common.utils.atomic_io import write_json_atomic
 from common.utils.fake_batch import make_wholebody_batch
 from main.config import Config, ConfigError, load_config
 from main.model import get_model
@@ -333,15 +332,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def write_json(result: dict[str, Any], path: Path) -> None:
     """Writes the result atomically (a temporary file renamed over `path`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(result, file, indent=2)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, result, indent=2)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from common.engine.checkpoint import strip_module_prefix
+from common.utils.atomic_io import write_atomic
 
 SNAPSHOT_PATTERN = re.compile(r"^snapshot_(\d+)\.pth\.tar$")
 
@@ -77,15 +77,4 @@ def write_snapshot(snapshot: Mapping[str, Any], path: str | os.PathLike[str], ov
         raise SnapshotError(f"refusing to write {path}: a snapshot needs 'epoch' and 'network', got {sorted(snapshot)}")
     if not overwrite and path.exists():
         raise SnapshotError(f"{path} exists; pass overwrite (--force) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(snapshot), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda file: torch.save(dict(snapshot), file), durable=True)

@@ -35,13 +35,14 @@ def crop_boxes(
     return roi_align(img, rois, output_size=tuple(output_shape_hw), spatial_scale=1.0, aligned=aligned)
 
 
-class HandRoI(nn.Module):
-    """Both hands through one right-hand backbone: the left-hand crop is mirrored into right-hand space.
+class _PartRoI(nn.Module):
+    """A part's crops from the input image and the backbone that reads them.
 
     Args:
-        backbone: the hand backbone (registered as `backbone`, Hand4Whole's `hand_roi_net.backbone`).
+        backbone: the part's backbone, registered as `backbone` (Hand4Whole's `hand_roi_net.backbone`,
+            `face_roi_net.backbone`).
         box_scale_xy: (sx, sy) from the box space (body input, 256x192) to the image (512x384).
-        output_shape_hw: hand crop size (256, 256).
+        output_shape_hw: crop size (hands 256x256, face 192x192).
         aligned: roi_align's `aligned` flag (see crop_boxes).
     """
 
@@ -53,6 +54,10 @@ class HandRoI(nn.Module):
         self.box_scale_xy = tuple(box_scale_xy)
         self.output_shape_hw = tuple(output_shape_hw)
         self.aligned = aligned
+
+
+class HandRoI(_PartRoI):
+    """Both hands through one right-hand backbone: the left-hand crop is mirrored into right-hand space."""
 
     def crop(self, img: Tensor, lhand_bbox_xyxy: Tensor, rhand_bbox_xyxy: Tensor) -> Tensor:
         """Hand crops, left mirrored horizontally, stacked [left; right] along the batch.
@@ -75,24 +80,8 @@ class HandRoI(nn.Module):
         return self.backbone(self.crop(img, lhand_bbox_xyxy, rhand_bbox_xyxy))
 
 
-class FaceRoI(nn.Module):
-    """Face crop and the face backbone.
-
-    Args:
-        backbone: the face backbone (registered as `backbone`, Hand4Whole's `face_roi_net.backbone`).
-        box_scale_xy: (sx, sy) from the box space (body input) to the image.
-        output_shape_hw: face crop size (192, 192).
-        aligned: roi_align's `aligned` flag (see crop_boxes).
-    """
-
-    def __init__(
-        self, backbone: nn.Module, box_scale_xy: Sequence[float], output_shape_hw: Sequence[int], aligned: bool = False
-    ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.box_scale_xy = tuple(box_scale_xy)
-        self.output_shape_hw = tuple(output_shape_hw)
-        self.aligned = aligned
+class FaceRoI(_PartRoI):
+    """Face crop and the face backbone."""
 
     def crop(self, img: Tensor, face_bbox_xyxy: Tensor) -> Tensor:
         """(B, 3, H, W) images and (B, 4) face boxes in body-input pixels -> (B, 3, h, w) face crops."""

@@ -10,7 +10,6 @@ rotation, translation; `common.geometry.similarity_procrustes`) of each part on 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ import torch
 
 from common.body_models.joint_sets import SMPLX_SKELETON
 from common.geometry import similarity_procrustes
+from common.utils.atomic_io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +229,6 @@ def report(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "metrics.json"
     payload = {"dataset": dataset, "unit": "mm", "metrics": summary, "labels": METRIC_LABELS, "samples": counts}
-    path.write_text(json.dumps(payload | extra, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(path, payload | extra, indent=2)
     logger.info("%s\nwritten to %s", table, path)
     return table, path

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from common.body_models.files import GENDERS
+from common.utils.atomic_io import write_atomic
 from common.utils.augmentation import apply_affine, crop_affine, process_bbox, sanitize_bbox
 from common.utils.smplx_targets import CameraParams, SMPLXParams
 from data.dataset import BaseDataset
@@ -75,17 +74,6 @@ def _image_stem(image: Mapping[str, Any]) -> str:
     if "file_name_3840x2160" in image:
         return PurePosixPath(image["file_name_3840x2160"]).stem
     return PurePosixPath(image["file_name_1280x720"]).stem.removesuffix("_1280x720")
-
-
-def _write_pickle_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            pickle.dump(obj, file, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class AGORA(BaseDataset):
@@ -236,7 +224,8 @@ class AGORA(BaseDataset):
         for out, index in zip(outs, indices, strict=True):
             info = self.records[index].info
             path = self.result_dir / f"{info['image_name']}_personId_{info['person_id']}.pkl"
-            _write_pickle_atomic(path, self.server_prediction(out))
+            prediction = self.server_prediction(out)
+            write_atomic(path, lambda file, p=prediction: pickle.dump(p, file, protocol=pickle.HIGHEST_PROTOCOL))
         return result
 
     def server_prediction(self, out: Mapping[str, np.ndarray]) -> dict[str, Any]:

@@ -16,11 +16,11 @@ import numpy as np
 from common.body_models.joint_sets import SMPLX_OUTPUT
 from common.body_models.layers import get_body_models
 from common.geometry.boxes import xywh_to_xyxy
+from common.utils.atomic_io import write_bytes_atomic
 from common.utils.draw import draw_boxes, draw_keypoints, draw_skeleton, make_grid
 
 from . import annotations as agora
 from .dataset_writer import manifest_path
-from .files import write_bytes_atomic
 from .readback import pose_annotation, read_json
 
 BOX_COLOURS = {"bbox": (1.0, 0.9, 0.0), "lhand_bbox": (0.0, 1.0, 0.3), "rhand_bbox": (1.0, 0.2, 0.2),

@@ -21,8 +21,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from common.utils.atomic_io import write_json_atomic
+
 from . import annotations as agora
-from .files import write_json_atomic
 from .generator import GeneratorOptions, ImageGenerator, ImageRecords, people_summary
 
 MANIFEST_VERSION = 1  # bump when a change of the generator changes what a seed produces

@@ -21,13 +21,13 @@ import torch
 from common.body_models.files import GENDERS
 from common.body_models.layers import get_body_models
 from common.geometry import project_points
+from common.utils.atomic_io import write_bytes_atomic, write_json_atomic
 from common.utils.render import MeshRenderer, MeshSpec
 
 from . import annotations as agora
 from .appearance import sample_albedo, sample_light, shade, vertex_regions
 from .background import sample_background
 from .compose import Composite, composite
-from .files import write_bytes_atomic, write_json_atomic
 from .scene import Scene, sample_scene
 
 MAX_ATTEMPTS = 50  # scenes drawn until one has a valid person; a few percent of scenes have none

@@ -271,3 +271,46 @@ def test_base_evaluate_scores_only_samples_with_a_gt_mesh(toy: ToyDataset) -> No
     result = toy.evaluate(outs, [0, 1])
     assert all(len(v) == 1 for v in result.values()) and result["pa_mpvpe_all"][0] == pytest.approx(0.0, abs=1e-3)
     assert TargetSpace.from_model_config(toy.cfg.model) == toy.space
+
+
+_FORK_AFTER_PARALLEL_CV2 = """
+import multiprocessing, sys
+import cv2, numpy as np
+from data.dataset import single_thread_opencv, worker_init_fn
+cv2.setNumThreads(4)
+image = np.random.rand(1500, 1500, 3).astype(np.float32)
+warp = np.array([[1.0, 0.1, 3.0], [0.1, 1.0, 2.0]], np.float32)
+for _ in range(3):  # the parent's pool threads now exist
+    cv2.warpAffine(image, warp, (1500, 1500))
+if sys.argv[1] == "fixed":
+    single_thread_opencv()  # what BaseDataset.__init__ does
+def worker(queue):
+    worker_init_fn(0)
+    cv2.warpAffine(image, warp, (1500, 1500))
+    queue.put("done")
+context = multiprocessing.get_context("fork")
+queue = context.Queue()
+child = context.Process(target=worker, args=(queue,))
+child.start()
+child.join(float(sys.argv[2]))
+hung = child.is_alive()
+if hung:
+    child.kill()
+print("hung" if hung else queue.get())
+"""
+
+
+def test_forked_loader_workers_do_not_hang_on_the_parents_opencv_pool() -> None:
+    # Regression: DataLoader workers forked after the main process ran parallel cv2 code waited forever in
+    # cv2.setNumThreads (the test suite itself hung in a loader test). With the fix the child finishes.
+    import subprocess
+    import sys
+
+    from common.paths import REPO_ROOT
+
+    def run(mode: str, seconds: float) -> str:
+        result = subprocess.run([sys.executable, "-c", _FORK_AFTER_PARALLEL_CV2, mode, str(seconds)], cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        return result.stdout.strip()
+
+    assert run("fixed", 60) == "done"  # ("unfixed" hangs with opencv-python-headless 5.0, as found by hand)
