@@ -10,9 +10,9 @@ Layout under the data root (cfg.data.dataset_roots['PW3D'] or <data_dir>/PW3D/da
 The GT is a SMPL mesh (the gendered SMPL layer), not SMPL-X, so a sample carries no SMPL-X targets
 and evaluation compares joints (Pose2Pose's protocol): the 14 H36M evaluation joints regressed from
 the GT SMPL mesh with SMPL's H36M regressor and from the predicted SMPL-X mesh with SMPL-X's, MPJPE
-(pelvis-relative) and PA-MPJPE. The vertex metrics (MPVPE, PA-MPVPE) of Pose2Pose compare two SMPL
-meshes; a SMPL-X prediction would need a SMPL-X -> SMPL vertex correspondence, which the body-model
-layer does not provide, so they are not computed.
+(pelvis-relative) and PA-MPJPE. The vertex metrics (MPVPE, PA-MPVPE) compare two SMPL meshes, as Pose2Pose
+does: they are computed for predictions in SMPL's topology (the Pose2Pose body model); a whole-body SMPL-X
+prediction has no vertex correspondence with the GT, so it gets the joint metrics only.
 
 SMPL's H36M regressor is read from ``<human_model_path>/smpl/J_regressor_h36m_smpl.npy`` (Hand4Whole
 ships it as data/Human36M/J_regressor_h36m_smpl.npy), only when evaluating.
@@ -108,23 +108,33 @@ class PW3D(BaseDataset):
         return meshes
 
     def evaluate(self, outs: Sequence[Mapping[str, np.ndarray]], indices: Sequence[int]) -> dict[str, list[float]]:
-        """MPJPE and PA-MPJPE (mm) on the 14 H36M joints: predicted SMPL-X mesh vs the GT SMPL mesh.
+        """MPJPE and PA-MPJPE (mm) on the 14 H36M joints regressed from the predicted and the GT SMPL meshes.
+
+        A prediction in SMPL's topology (the Pose2Pose body model's 'smpl_mesh_cam') is compared vertex by vertex
+        as well, MPVPE and PA-MPVPE, as the Pose2Pose branch reports 3DPW. A whole-body SMPL-X prediction has no
+        vertex correspondence with the SMPL GT, so only its joints are compared (Hand4Whole reports no 3DPW
+        vertex error either).
 
         Args:
-            outs: per sample, the model's test output with 'smplx_mesh_cam' (V, 3) metres.
+            outs: per sample, the model's test output: 'smpl_mesh_cam' (6890, 3) or 'smplx_mesh_cam' (V, 3) metres.
             indices: the dataset index of each output (its GT SMPL parameters are the record's).
 
         Returns:
-            {'mpjpe': [...], 'pa_mpjpe': [...]}, one value per sample, mm.
+            {'mpjpe', 'pa_mpjpe'[, 'mpvpe', 'pa_mpvpe']} -> one value per sample, mm.
         """
         if len(outs) != len(indices):
             raise ValueError(f"PW3D.evaluate: {len(outs)} outputs for {len(indices)} indices")
         if not outs:
             return {"mpjpe": [], "pa_mpjpe": []}
-        pred = np.stack([o["smplx_mesh_cam"] for o in outs])  # (B, V, 3)
-        metrics = h36m_joint_metrics(pred, self.gt_smpl_mesh(indices), self.body_models.h36m_regressor(),
-                                     self.smpl_h36m_regressor())  # fmt: skip
-        return {k: [float(v) for v in metrics[k]] for k in ("mpjpe", "pa_mpjpe")}
+        gt_mesh = self.gt_smpl_mesh(indices)
+        if all("smpl_mesh_cam" in o for o in outs):  # same topology as the GT: joints and vertices
+            pred = np.stack([o["smpl_mesh_cam"] for o in outs])  # (B, 6890, 3)
+            metrics = h36m_joint_metrics(pred, gt_mesh, self.smpl_h36m_regressor())
+        else:
+            pred = np.stack([o["smplx_mesh_cam"] for o in outs])  # (B, V, 3)
+            metrics = h36m_joint_metrics(pred, gt_mesh, self.body_models.h36m_regressor(),
+                                         self.smpl_h36m_regressor())  # fmt: skip
+        return {k: [float(v) for v in values] for k, values in metrics.items()}
 
 
 def _smpl_param(ann: dict[str, Any], path: Any) -> dict[str, Any]:

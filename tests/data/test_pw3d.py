@@ -127,6 +127,24 @@ def test_evaluate_perfect_and_scaled_predictions(pw3d):
         assert result["pa_mpjpe"][k] < 0.01
 
 
+def test_smpl_topology_predictions_get_the_vertex_metrics_too(pw3d):
+    # The Pose2Pose body model predicts SMPL meshes: 3DPW's MPVPE/PA-MPVPE compare them vertex by vertex.
+    _, cfg, params = pw3d
+    ds = PW3D("test", cfg)
+    gt = [smpl_mesh(ds.body_models, param) for param in params]
+    result = ds.evaluate([{"smpl_mesh_cam": mesh + [0.5, -0.2, 1.0]} for mesh in gt], [0, 1])  # translation only
+    assert set(result) == {"mpjpe", "pa_mpjpe", "mpvpe", "pa_mpvpe"}
+    assert max(max(values) for values in result.values()) < 0.01
+    pelvis = np.load(Path(cfg.human_model_path) / SMPL_H36M_REGRESSOR)[H36M_JOINTS.index("Pelvis")]
+    shifted = [mesh.copy() for mesh in gt]
+    for mesh in shifted:
+        mesh[:100] += [0.0, 0.03, 0.0]  # 100 vertices 30 mm off; the pelvis moves with them by its weights
+    result = ds.evaluate([{"smpl_mesh_cam": mesh} for mesh in shifted], [0, 1])
+    for k, mesh in enumerate(shifted):
+        moved = mesh - pelvis @ mesh - (gt[k] - pelvis @ gt[k])
+        assert result["mpvpe"][k] == pytest.approx(np.linalg.norm(moved, axis=1).mean() * 1000, rel=1e-4)
+
+
 def test_missing_smpl_regressor_and_unknown_split(pw3d, synthetic_body_model_dir):
     root, cfg, _ = pw3d
     with pytest.raises(ValueError, match="unknown split 'train'"):
