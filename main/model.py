@@ -312,7 +312,7 @@ def get_model(cfg: Config, mode: str) -> WholeBodyModel | PartModel:
         mode: 'train' or 'test'.
 
     Returns:
-        The model, on the CPU, in training mode (call .eval() for testing).
+        The model, on the CPU, in training mode (switch it to inference mode with .train(False) for testing).
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; accepted: {MODES}")

@@ -1,6 +1,6 @@
 """Strict network-state loading with a readable report of mismatched keys.
 
-Hand4Whole loaded with strict=False, so a renamed or missing head silently kept its random weights. Here every
+Hand4Whole loaded non-strictly, so a renamed or missing head silently kept its random weights. Here every
 load is strict; a mismatch raises one error that lists the missing keys, the unexpected keys and the shape
 differences. A `module.` prefix (what DataParallel/DDP add, and what the public Hand4Whole snapshots carry) is
 accepted and stripped.

@@ -89,7 +89,7 @@ def test_worker(ctx: WorkerContext, job: TestJob) -> None:
     try:
         model = job.build_model(cfg)
         load_network_state(model, read_snapshot(job.checkpoint)["network"])
-        model = prepare_model(model, ctx.device, cfg.train.channels_last, compile=False).eval()
+        model = prepare_model(model, ctx.device, cfg.train.channels_last, compile=False).train(False)
         dataset = job.build_testset(cfg)
         indices = list(range(ctx.rank, len(dataset), ctx.world_size))
         loader = DataLoader(Subset(dataset, indices), batch_size=cfg.test.test_batch_size, shuffle=False,

@@ -102,7 +102,7 @@ def set_train_mode(model: nn.Module, batchnorm: str) -> None:
     if batchnorm == "frozen":
         for module in model.modules():
             if isinstance(module, _BatchNorm):
-                module.eval()
+                module.train(False)  # fixed running statistics
 
 
 class _Trainer:
@@ -271,7 +271,7 @@ class _Trainer:
     def _draw(self, inputs: dict[str, Tensor], step: int, writer: Any, painter: MeshGridRenderer) -> None:
         """Renders the first crops of this batch with the current weights (eval mode, the unwrapped model)."""
         images = inputs["img"][: self.cfg.train.vis_images]
-        self.model.eval()
+        self.model.train(False)
         try:
             meshes = self.model({"img": images}, mode="test")["smplx_mesh_cam"]
         except (RuntimeError, ValueError) as exc:  # e.g. early eval-mode BatchNorm statistics give absurd boxes

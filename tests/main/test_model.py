@@ -1,5 +1,6 @@
 """Tests of main/model.py: checkpoint layout, test/train forward, bf16 autocast, strict loading, the hand mirror."""
 
+import ast
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from common.nets import LOSS_TERMS, V2VPositionNet
 from main.config import Config, load_config
 from main.model import WholeBodyModel, get_model
 
-REFERENCE_TSV = Path(__file__).resolve().parents[3] / "shared" / "reference" / "hand4whole_state_dict.tsv"
+REFERENCE_TSV = Path(__file__).resolve().parent / "checkpoint_layouts" / "hand4whole_state_dict.tsv"
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +24,9 @@ def default_model(default_cfg: Config) -> WholeBodyModel:
 
 
 def test_state_dict_equals_the_reference_checkpoint_layout(default_model: WholeBodyModel) -> None:
-    if not REFERENCE_TSV.is_file():
-        pytest.skip(f"reference layout not found at {REFERENCE_TSV}")
     rows = [line.split("\t") for line in REFERENCE_TSV.read_text().splitlines()[1:]]
     assert len(rows) == 834
-    expected = [(key, eval(shape), dtype) for key, shape, dtype in rows]  # noqa: S307 (lists of ints)
+    expected = [(key, ast.literal_eval(shape), dtype) for key, shape, dtype in rows]
     state = default_model.state_dict()
     actual = [(key, list(value.shape), str(value.dtype).removeprefix("torch.")) for key, value in state.items()]
     assert actual == expected  # same keys, shapes, dtypes, even the same order
