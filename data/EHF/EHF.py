@@ -24,8 +24,8 @@ import trimesh
 from common.geometry import axis_angle_to_rotmat, xywh_to_xyxy
 from common.utils.augmentation import AugParams, process_bbox
 from common.utils.metrics import ehf_joint_metrics
+from data.annotation_io import load_coco
 from data.dataset import BaseDataset
-from data.MSCOCO.annotation_io import load_coco
 from data.record import Record
 
 __all__ = ["EHF", "EHF_WORLD_TO_CAMERA_AXIS_ANGLE", "read_ply_vertices"]

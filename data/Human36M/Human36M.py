@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from common.utils.augmentation import process_bbox
 from common.utils.metrics import H36M_JOINTS, h36m_joint_metrics
+from data.annotation_io import load_coco, nested_entry, neural_annot_params, read_json
 from data.dataset import BaseDataset
-from data.MSCOCO.annotation_io import load_coco, neural_annot_params, read_json
 from data.record import CameraParams, Record
 
 logger = logging.getLogger(__name__)
@@ -35,16 +34,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["Human36M"]
 
 _MM = 1000.0  # the release stores translations and joints in millimetres; the framework uses metres
-
-
-def _entry(table: Mapping[str, Any], key: tuple[str, ...], path: Path) -> Any:
-    """``table[key[0]][key[1]]...``; ValueError naming the file and the key when it is missing."""
-    value: Any = table
-    for level, part in enumerate(key):
-        if not isinstance(value, Mapping) or part not in value:
-            raise ValueError(f"{path}: no entry [{']['.join(key[: level + 1])}]")
-        value = value[part]
-    return value
 
 
 def _camera(entry: Mapping[str, Any]) -> CameraParams:
@@ -94,8 +83,8 @@ class Human36M(BaseDataset):
             if bbox is None:
                 continue
             key = (str(img["action_idx"]), str(img["subaction_idx"]), str(frame))
-            cam = _camera(_entry(cameras, (str(cam_idx),), paths["camera"]))
-            joints_world_m = np.asarray(_entry(joints, key, paths["joint_3d"]), np.float64).reshape(-1, 3) / _MM
+            cam = _camera(nested_entry(cameras, (str(cam_idx),), paths["camera"]))
+            joints_world_m = np.asarray(nested_entry(joints, key, paths["joint_3d"]), np.float64).reshape(-1, 3) / _MM
             joints_cam_m = joints_world_m @ cam.R.T + cam.t  # (17, 3) camera frame, metres
             fit = fits.get(key[0], {}).get(key[1], {}).get(key[2])
             unfitted += fit is None

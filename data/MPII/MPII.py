@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from common.utils.augmentation import process_bbox
+from data.annotation_io import keypoints, load_coco, neural_annot_params, read_json
 from data.dataset import BaseDataset
-from data.MSCOCO.annotation_io import keypoints, load_coco, neural_annot_params, read_json
 from data.record import Record
 
 __all__ = ["MPII", "MPII_JOINTS"]

@@ -17,15 +17,14 @@ Every 3rd frame is used (25 fps -> 8.3 fps), as Hand4Whole does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from common.utils.augmentation import process_bbox
+from data.annotation_io import load_coco, nested_entry, neural_annot_params, read_json
 from data.dataset import BaseDataset
-from data.MSCOCO.annotation_io import load_coco, neural_annot_params, read_json
 from data.record import CameraParams, MissingAnnotationError, Record
 
 logger = logging.getLogger(__name__)
@@ -34,16 +33,6 @@ __all__ = ["MPI_INF_3DHP"]
 
 _MM = 1000.0  # the release stores translations and joints in millimetres; the framework uses metres
 _PREFIX = "MPI-INF-3DHP"
-
-
-def _entry(table: Mapping[str, Any], key: tuple[str, ...], path: Path) -> Any:
-    """``table[key[0]][key[1]]...``; ValueError naming the file and the key when it is missing."""
-    value: Any = table
-    for level, part in enumerate(key):
-        if not isinstance(value, Mapping) or part not in value:
-            raise ValueError(f"{path}: no entry [{']['.join(key[: level + 1])}]")
-        value = value[part]
-    return value
 
 
 class MPI_INF_3DHP(BaseDataset):
@@ -88,13 +77,13 @@ class MPI_INF_3DHP(BaseDataset):
             bbox = process_bbox(np.asarray(ann["bbox"], np.float64), int(img["width"]), int(img["height"]))
             if bbox is None:
                 continue
-            cam_json = _entry(cameras, (subject, seq, str(img["cam_idx"])), paths["camera"])
+            cam_json = nested_entry(cameras, (subject, seq, str(img["cam_idx"])), paths["camera"])
             cam = CameraParams(focal=np.asarray(cam_json["focal"], np.float64).reshape(2),
                                princpt=np.asarray(cam_json["princpt"], np.float64).reshape(2),
                                R=np.asarray(cam_json["R"], np.float64).reshape(3, 3),
                                t=np.asarray(cam_json["t"], np.float64).reshape(3) / _MM)  # fmt: skip
             key = (subject, seq, str(frame))
-            joints_world_m = np.asarray(_entry(joints, key, paths["joint_3d"]), np.float64).reshape(-1, 3) / _MM
+            joints_world_m = np.asarray(nested_entry(joints, key, paths["joint_3d"]), np.float64).reshape(-1, 3) / _MM
             joints_cam_m = joints_world_m @ cam.R.T + cam.t  # (17, 3) camera frame, metres
             fit = fits.get(subject, {}).get(seq, {}).get(str(frame))
             unfitted += fit is None

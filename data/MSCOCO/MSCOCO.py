@@ -24,10 +24,9 @@ import numpy as np
 from common.body_models.joint_sets import HAND_20, IBUG68_NAMES
 from common.geometry import xywh_to_xyxy
 from common.utils.augmentation import process_bbox
+from data.annotation_io import keypoints, load_coco, neural_annot_params, read_json
 from data.dataset import BaseDataset
 from data.record import Record
-
-from .annotation_io import keypoints, load_coco, neural_annot_params, read_json
 
 __all__ = ["MSCOCO", "WHOLEBODY_JOINTS", "wholebody_joints"]
 

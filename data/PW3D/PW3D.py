@@ -31,8 +31,8 @@ from common.body_models.regressors import read_regressor
 from common.paths import resolve_repo_path
 from common.utils.augmentation import process_bbox
 from common.utils.metrics import h36m_joint_metrics
+from data.annotation_io import load_coco
 from data.dataset import BaseDataset
-from data.MSCOCO.annotation_io import load_coco
 from data.record import Record
 
 __all__ = ["PW3D", "SMPL_H36M_REGRESSOR"]

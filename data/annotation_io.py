@@ -1,4 +1,4 @@
-"""Reading COCO-format keypoint files and NeuralAnnot SMPL-X fits (MSCOCO and MPII share both formats).
+"""Shared parsing for dataset modules: COCO-format files, NeuralAnnot SMPL-X fits, per-frame json tables.
 
 A NeuralAnnot file maps ``str(annotation id)`` to ``{'smplx_param': {...}, 'cam_param': {'focal', 'princpt'}}``:
 axis-angle radians and metres, already in the frame of the image's camera (no R, t), intrinsics in the
@@ -114,3 +114,17 @@ def neural_annot_params(
     except KeyError as err:
         raise ValueError(f"{where}: NeuralAnnot entry lacks {err}") from None
     return params, camera
+
+
+def nested_entry(table: Mapping[str, Any], key: tuple[str, ...], path: Path) -> Any:
+    """``table[key[0]][key[1]]...`` of a per-frame json (camera, joint, fit tables keyed by string ids).
+
+    Raises:
+        ValueError: naming the file and the key path that is missing.
+    """
+    value: Any = table
+    for level, part in enumerate(key):
+        if not isinstance(value, Mapping) or part not in value:
+            raise ValueError(f"{path}: no entry [{']['.join(key[: level + 1])}]")
+        value = value[part]
+    return value
