@@ -273,6 +273,9 @@ class TrainConfig:
     log_interval: int = 50  # steps between loss/throughput readings (log file, TensorBoard, progress bar)
     vis_interval: int = 1000  # steps between rendered mesh grids in TensorBoard; 0 turns them off
     vis_images: int = 4  # crops per rendered grid
+    # Snapshots kept in model_dump: the newest N epochs (older snapshot_<epoch> files are deleted after each new one
+    # is written); 0 keeps every epoch, as Hand4Whole did. A snapshot of a small model with Adam state is ~0.5 GB.
+    keep_snapshots: int = 0
 
     def __post_init__(self) -> None:
         _require(_is_number(self.lr) and self.lr > 0, "train.lr", "a positive number", self.lr)
@@ -299,6 +302,7 @@ class TrainConfig:
         _check_int("train.log_interval", self.log_interval, 1)
         _check_int("train.vis_interval", self.vis_interval, 0)
         _check_int("train.vis_images", self.vis_images, 1)
+        _check_int("train.keep_snapshots", self.keep_snapshots, 0)
 
 
 @dataclass

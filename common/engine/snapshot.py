@@ -29,6 +29,20 @@ def snapshot_path(model_dir: str | os.PathLike[str], epoch: int) -> Path:
     return Path(model_dir) / f"snapshot_{epoch}.pth.tar"
 
 
+def prune_snapshots(model_dir: str | os.PathLike[str], keep: int) -> list[Path]:
+    """Deletes all but the ``keep`` highest-epoch ``snapshot_<epoch>.pth.tar`` files (keep 0: none deleted).
+
+    Returns:
+        The deleted paths.
+    """
+    found = sorted((int(m.group(1)), p) for p in Path(model_dir).glob("snapshot_*.pth.tar")
+                   if (m := SNAPSHOT_PATTERN.match(p.name)))  # fmt: skip
+    stale = [path for _, path in found[: max(len(found) - keep, 0)]] if keep > 0 else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def latest_snapshot(model_dir: str | os.PathLike[str]) -> Path | None:
     """The snapshot with the highest epoch number in ``model_dir`` (None when there is none).
 

@@ -119,4 +119,4 @@ def _report(dataset: Any, batches: list[tuple[list[int], dict[str, list[float]]]
             result.setdefault(metric, []).extend(float(v) for v in values)
     table, json_path = dataset.report(result, output_dir)
     print(table)
-    print(f"metrics written to {json_path}")  # the table is also in test_logs.txt, through report's logging
+    print(f"metrics written to {json_path}")

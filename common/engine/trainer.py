@@ -37,7 +37,7 @@ from common.engine.resume import is_training_snapshot, load_weights
 from common.engine.run_log import RunPaths, attach_log_file, detach_log_file, open_tensorboard
 from common.engine.schedule import make_scheduler
 from common.engine.seeding import capture_rng_state, restore_rng_state, seed_everything
-from common.engine.snapshot import latest_snapshot, read_snapshot, snapshot_path, write_snapshot
+from common.engine.snapshot import latest_snapshot, prune_snapshots, read_snapshot, snapshot_path, write_snapshot
 from common.engine.visualize import MeshGridRenderer
 
 __all__ = ["TrainJob", "run_training", "set_train_mode", "to_device", "train_worker"]
@@ -297,4 +297,6 @@ class _Trainer:
             }
             path = write_snapshot(snapshot, snapshot_path(self.paths.model_dir, epoch))
             logger.info("Wrote %s", path)
+            for stale in prune_snapshots(self.paths.model_dir, self.cfg.train.keep_snapshots):
+                logger.info("Deleted %s (train.keep_snapshots=%d)", stale, self.cfg.train.keep_snapshots)
         barrier()

@@ -368,7 +368,7 @@ def test_part_model_rejects_a_heatmap_that_does_not_match_its_input() -> None:
 def test_train_engine_settings_defaults_and_overrides() -> None:
     train = load_config().train
     assert (train.cpu_processes, train.batchnorm, train.skip_nonfinite) == (1, "batch", False)
-    assert (train.log_interval, train.vis_interval, train.vis_images) == (50, 1000, 4)
+    assert (train.log_interval, train.vis_interval, train.vis_images, train.keep_snapshots) == (50, 1000, 4, 0)
     overrides = ["train.cpu_processes=2", "train.batchnorm=frozen", "train.skip_nonfinite=true", "train.vis_interval=0"]
     train = load_config(overrides=overrides).train
     assert (train.cpu_processes, train.batchnorm, train.skip_nonfinite, train.vis_interval) == (2, "frozen", True, 0)
@@ -383,6 +383,7 @@ def test_train_engine_settings_defaults_and_overrides() -> None:
         ("train.log_interval=0", "train.log_interval"),
         ("train.vis_interval=-1", "train.vis_interval"),
         ("train.vis_images=0", "train.vis_images"),
+        ("train.keep_snapshots=-1", "train.keep_snapshots"),
     ],
 )
 def test_train_engine_settings_reject_bad_values(override: str, key: str) -> None:

@@ -13,6 +13,7 @@ import torch
 from common.engine.snapshot import (
     SnapshotError,
     latest_snapshot,
+    prune_snapshots,
     read_snapshot,
     snapshot_path,
     strip_module_prefix,
@@ -150,3 +151,15 @@ def test_write_snapshot_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         write_snapshot({"epoch": 2, "network": {"w": torch.zeros(2)}}, path)
     assert path.read_bytes() == before, "a failed write leaves the old snapshot intact"
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "and no temporary file behind"
+
+
+def test_prune_snapshots_keeps_the_newest_epochs_and_only_snapshot_files(tmp_path: Path) -> None:
+    for epoch in (0, 1, 2, 10):
+        write_snapshot({"epoch": epoch, "network": {}}, snapshot_path(tmp_path, epoch))
+    other = tmp_path / "snapshot_6_all.pth.tar"  # a tool input with a similar name is never touched
+    other.write_bytes(b"x")
+    assert prune_snapshots(tmp_path, keep=0) == []
+    assert prune_snapshots(tmp_path, keep=2) == [snapshot_path(tmp_path, 0), snapshot_path(tmp_path, 1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot_10.pth.tar", "snapshot_2.pth.tar",
+                                                          "snapshot_6_all.pth.tar"]  # fmt: skip
+    assert latest_snapshot(tmp_path) == snapshot_path(tmp_path, 10)
