@@ -24,7 +24,6 @@ with it exactly (data/Synthetic). All joint targets come from the SMPL-X ground 
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from collections.abc import Mapping, Sequence
@@ -35,9 +34,11 @@ from typing import Any
 import numpy as np
 
 from common.body_models.files import GENDERS
+from common.body_models.layers import NUM_BETAS
 from common.utils.atomic_io import write_atomic
 from common.utils.augmentation import apply_affine, crop_affine, process_bbox, sanitize_bbox
 from common.utils.smplx_targets import CameraParams, SMPLXParams
+from data.annotation_io import read_json
 from data.dataset import BaseDataset
 from data.record import Record
 
@@ -54,15 +55,6 @@ CROP_AFFINE_KEYS = (
 BOX_PARTS = ("lhand", "rhand", "face")
 _PARAM_SIZES = {"global_orient": 3, "body_pose": 63, "left_hand_pose": 45, "right_hand_pose": 45, "jaw_pose": 3,
                 "expression": 10, "transl": 3}  # fmt: skip
-_NUM_BETAS = 10
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid json ({error})") from error
 
 
 def _xywh_to_xyxy(bbox_xywh: np.ndarray | None) -> np.ndarray | None:
@@ -104,7 +96,7 @@ class AGORA(BaseDataset):
     def load_records(self) -> list[Record]:
         """One record per valid person of AGORA_<split>_SMPLX.json whose box lies in the image."""
         path = self.annotation_file(f"AGORA_{self.split}_SMPLX.json")
-        db = _read_json(path)
+        db = read_json(path)
         try:
             images = {image["id"]: image for image in db["images"]}
             records = []
@@ -154,7 +146,7 @@ class AGORA(BaseDataset):
                 f"Hand4Whole's tool/AGORA/crop_and_resize_4k_images.py); set data.skip_bad_images=true to skip "
                 f"such persons or data.agora_resolution=1280x720 to use the 720p images"
             )
-        crop = _read_json(crop_path)
+        crop = read_json(crop_path)
         crop_hw = (int(crop["resized_height"]), int(crop["resized_width"]))
         orig2crop = self._crop_affine(crop, crop_hw, crop_path)
         boxes = {}
@@ -184,7 +176,7 @@ class AGORA(BaseDataset):
         """The record with its SMPL-X parameters and camera (per-person files, read at load time)."""
         params_path = self.annotation_file(record.info["smplx_param_path"])
         cam_path = self.annotation_file(record.info["cam_param_path"])
-        params, cam = _read_json(params_path), _read_json(cam_path)
+        params, cam = read_json(params_path), read_json(cam_path)
         try:
             values = {key: np.asarray(params[key], np.float64).reshape(-1) for key in (*_PARAM_SIZES, "betas")}
             focal, princpt = np.asarray(cam["focal"], np.float64), np.asarray(cam["princpt"], np.float64)
@@ -200,7 +192,7 @@ class AGORA(BaseDataset):
             linear, shift = np.diag(record.orig2img_trans[:, :2]), record.orig2img_trans[:, 2]
             focal, princpt = focal * linear, princpt * linear + shift
         smplx = SMPLXParams(
-            root_pose=values["global_orient"], body_pose=values["body_pose"], shape=values["betas"][:_NUM_BETAS],
+            root_pose=values["global_orient"], body_pose=values["body_pose"], shape=values["betas"][:NUM_BETAS],
             trans=values["transl"], lhand_pose=values["left_hand_pose"], rhand_pose=values["right_hand_pose"],
             jaw_pose=values["jaw_pose"], expr=values["expression"], gender=record.info["gender"],
         )  # fmt: skip
