@@ -23,6 +23,7 @@ def test_synthetic_config_uses_the_stand_in_the_agora_loader_and_a_consistent_sm
     assert Path(cfg.human_model_path) == synthetic_body_model_dir  # the path ensure_synthetic_body_models returns
     assert (cfg.data.trainset_3d, cfg.data.trainset_2d, cfg.data.testset) == (["AGORA"], [], "AGORA")
     assert resolve_repo_path(cfg.data.dataset_roots["AGORA"]) == DATA_ROOT
+    assert cfg.data.agora_gender == "annotated"  # the GT mesh is the rendered one (gendered layers), not neutral
     m = cfg.model
     body_h, body_w = m.input_body_shape
     assert m.princpt == (body_w / 2, body_h / 2)
