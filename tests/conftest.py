@@ -12,8 +12,8 @@ REAL_BODY_MODEL_DIR = REPO_ROOT / "common" / "utils" / "human_model_files"
 
 
 def real_body_models_present() -> bool:
-    """Whether the licensed SMPL-X files are installed where the default config looks for them."""
-    return (REAL_BODY_MODEL_DIR / "smplx" / "SMPLX_NEUTRAL.npz").is_file()
+    """Whether the licensed SMPL-X files (.npz or .pkl) are installed where the default config looks for them."""
+    return any((REAL_BODY_MODEL_DIR / "smplx" / f"SMPLX_NEUTRAL.{suffix}").is_file() for suffix in ("npz", "pkl"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 import torch
 
 from common.engine.checkpoint import strip_module_prefix
-from common.engine.snapshot import SnapshotError, write_snapshot
+from common.engine.cli import run_cli
+from common.engine.snapshot import SnapshotError, load_tensor_file, write_snapshot
 from common.paths import REPO_ROOT
 
 RESNET_PREFIXES = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")
@@ -50,17 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "output" / "model_dump" / "snapshot_0.pth.tar")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    try:
-        if not args.src.is_file():
-            raise SnapshotError(f"SimpleBaseline weights not found: {args.src}")
-        loaded = torch.load(args.src, map_location="cpu", weights_only=True)
-        state_dict = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
-        network, dropped = simplebaseline_to_backbone(state_dict)
-        snapshot = {"epoch": 0, "network": network, "partial": True, "source": f"SimpleBaseline {args.src}"}
-        write_snapshot(snapshot, args.out, overwrite=args.force)
-    except SnapshotError as exc:
-        print(f"convert_simple_to_pose2pose: {exc}", file=sys.stderr)
-        return 1
+    loaded = load_tensor_file(args.src, "SimpleBaseline weights")  # weights only: a file that runs code is refused
+    state_dict = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
+    network, dropped = simplebaseline_to_backbone(state_dict)
+    snapshot = {"epoch": 0, "network": network, "partial": True, "source": f"SimpleBaseline {args.src}"}
+    write_snapshot(snapshot, args.out, overwrite=args.force)
     print(f"converted {len(network)} backbone tensors; dropped {len(dropped)}: "
           + ", ".join(sorted({k.split('.')[0] for k in dropped})))  # fmt: skip
     print(f"wrote {args.out} (epoch 0: training with --continue starts at epoch 1)")
@@ -68,4 +63,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, prog="convert_simple_to_pose2pose.py"))

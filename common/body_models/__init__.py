@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .files import MissingBodyModelFileError
-from .pickle_io import load_pickle
+from .files import MissingBodyModelFileError, UnreadableBodyModelFileError, UnsafePickleError
+from .pickle_io import load_npy, load_npz, load_pickle
 
 if TYPE_CHECKING:
     from .layers import BodyModels, get_body_models
 
-__all__ = ["BodyModels", "MissingBodyModelFileError", "get_body_models", "load_pickle"]
+__all__ = ["BodyModels", "MissingBodyModelFileError", "UnreadableBodyModelFileError", "UnsafePickleError",
+           "get_body_models", "load_npy", "load_npz", "load_pickle"]  # fmt: skip
 _LAZY = {"BodyModels", "get_body_models"}
 
 

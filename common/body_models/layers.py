@@ -5,6 +5,10 @@ is loaded on first use and cached. Layers have no parameters, only buffers (ever
 is off, as in Hand4Whole), so a forward call must pass every input: betas, expression and all
 poses, as (B, ...) tensors in axis-angle radians. Outputs are in the files' units (metres).
 
+No file is handed to a loader that could run code from it: every pickle (``.pkl``, and the object
+arrays of ``.npy``/``.npz`` files) goes through `pickle_io`'s allow-list first, and smplx, which
+opens SMPL-X and FLAME files itself with plain pickle, gets copies of the checked contents.
+
 The returned layers are shared by every caller of one `BodyModels`: do not modify them in place
 (``.to(device)`` on a module is in place); ``copy.deepcopy(layer).to(device)`` gives a private copy.
 
@@ -20,7 +24,6 @@ import functools
 import logging
 import os
 import pickle
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import scipy.sparse
 import smplx
 import torch
 from smplx.utils import Struct
@@ -35,7 +39,7 @@ from smplx.utils import Struct
 from common.paths import resolve_repo_path
 
 from . import files
-from .pickle_io import load_pickle, pickle_references_chumpy
+from .pickle_io import load_npy, load_npz, load_pickle
 from .regressors import make_hand_regressors, read_regressor
 
 logger = logging.getLogger(__name__)
@@ -56,6 +60,38 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _densified(data: dict[str, Any]) -> dict[str, Any]:
+    """A model dict with its scipy.sparse matrices (e.g. ``J_regressor``) as dense arrays; smplx densifies them too."""
+    return {key: value.toarray() if scipy.sparse.issparse(value) else value for key, value in data.items()}
+
+
+def _smplx_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The numeric arrays of an SMPL-X model file, ``.npz`` or ``.pkl``, read without running code.
+
+    Returns:
+        name -> array as stored (``v_template`` (V, 3), ``shapedirs`` (V, 3, S), ``J_regressor`` (55, V)
+        dense, ...). Entries that are not numeric arrays (``joint2num``, ``part2num``: dicts smplx
+        does not read) are checked while loading, then left out.
+
+    Raises:
+        UnreadableBodyModelFileError: the file is not an archive/pickle of a dict, or is unsafe.
+    """
+    data = load_npz(path) if path.suffix == ".npz" else load_pickle(path)
+    if not isinstance(data, dict):
+        raise files.UnreadableBodyModelFileError(path, f"expected a dict of arrays, found {type(data).__name__}")
+    arrays = {}
+    for key, value in _densified(data).items():
+        if isinstance(value, list | tuple):
+            try:
+                value = np.asarray(value)
+            except ValueError:  # ragged: not an array smplx reads
+                continue
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            arrays[str(key)] = value
+    logger.debug("%s: left out the non-array entries %s", path.name, sorted(set(map(str, data)) - set(arrays)))
+    return arrays
+
+
 class BodyModels:
     """The body models and vertex/joint files of one ``human_model_path`` tree, loaded lazily.
 
@@ -64,7 +100,9 @@ class BodyModels:
             path is relative to the repository root.
 
     Every accessor raises `MissingBodyModelFileError` when a file it needs is absent (naming the
-    file, its source and the synthetic option) and ValueError for an unknown gender or side.
+    file, its source and the synthetic option), its subclass `UnreadableBodyModelFileError` when
+    the file is truncated, in another format or a pickle naming code outside the official files'
+    needs (`pickle_io`), and ValueError for an unknown gender or side.
     Arrays are returned read-only because they are cached and shared.
     """
 
@@ -100,14 +138,21 @@ class BodyModels:
         return self._cached(("smplx", gender), lambda: self._build_smplx(gender))
 
     def _build_smplx(self, gender: str) -> smplx.SMPLX:
-        path = self._file(files.SMPLX_MODELS[gender])
+        path = self._file(files.SMPLX_MODELS[gender])  # the .npz, or the .pkl where only that is there
         logger.info("loading SMPL-X (%s) from %s", gender, path)
+        arrays = _smplx_arrays(path)
         flags = {f"create_{p}": False for p in ("left_hand_pose", "right_hand_pose", "expression", "jaw_pose")}
         flags |= {"create_leye_pose": False, "create_reye_pose": False, **_NO_PARAMETERS}
-        return smplx.SMPLX(
-            str(path), gender=gender, ext="npz", num_betas=NUM_BETAS, num_expression_coeffs=NUM_EXPRESSION,
-            use_pca=False, flat_hand_mean=False, use_face_contour=True, **flags,
-        )  # fmt: skip
+        # smplx.SMPLX takes no data_struct: it opens the file itself, a .npz with allow_pickle=True and a .pkl
+        # with plain pickle, either of which would run code a hostile file holds. So it reads a copy holding
+        # only the checked numeric arrays (no pickle inside), written here and gone once the layer exists.
+        with tempfile.TemporaryDirectory(prefix="smplx_checked_") as tmp:
+            checked = Path(tmp) / f"SMPLX_{gender.upper()}.npz"
+            np.savez(checked, **arrays)  # uncompressed: written and read once, at disk speed
+            return smplx.SMPLX(
+                str(checked), gender=gender, ext="npz", num_betas=NUM_BETAS, num_expression_coeffs=NUM_EXPRESSION,
+                use_pca=False, flat_hand_mean=False, use_face_contour=True, **flags,
+            )  # fmt: skip
 
     def smpl(self, gender: str = "neutral") -> smplx.SMPL:
         """SMPL with 10 betas (6890 vertices, 24 joints + smplx's 21 vertex keypoints with the real files)."""
@@ -119,6 +164,7 @@ class BodyModels:
         logger.info("loading SMPL (%s) from %s", gender, path)
         data = self._model_pickle(path)
         # data_struct: smplx would pickle.load the file itself, which needs chumpy for the official files
+        # and runs whatever code a file names
         return smplx.SMPL(str(path), data_struct=Struct(**data), gender=gender, num_betas=NUM_BETAS, **_NO_PARAMETERS)
 
     def mano(self, side: str) -> smplx.MANO:
@@ -150,26 +196,25 @@ class BodyModels:
         return self._cached(("flame",), self._build_flame)
 
     def _build_flame(self) -> smplx.FLAME:
-        paths = {rel: self._file(rel) for rel in (files.FLAME_MODEL, files.FLAME_STATIC_EMBEDDING)}
-        dynamic = self._file(files.FLAME_DYNAMIC_EMBEDDING)
-        logger.info("loading FLAME from %s", paths[files.FLAME_MODEL])
+        model_path = self._file(files.FLAME_MODEL)
+        static_path = self._file(files.FLAME_STATIC_EMBEDDING)
+        dynamic_path = self._file(files.FLAME_DYNAMIC_EMBEDDING)
+        logger.info("loading FLAME from %s", model_path)
+        pickles = {
+            files.FLAME_MODEL: _densified(load_pickle(model_path)),
+            files.FLAME_STATIC_EMBEDDING: load_pickle(static_path),
+        }
+        dynamic = load_npy(dynamic_path)  # a 0-d object array holding a dict
         flags = {f"create_{p}": False for p in ("expression", "neck_pose", "jaw_pose", "leye_pose", "reye_pose")}
         kwargs = dict(num_betas=NUM_BETAS, num_expression_coeffs=NUM_EXPRESSION, use_face_contour=True, **flags)
-        chumpy_files = [rel for rel, path in paths.items() if pickle_references_chumpy(path)]
-        if not chumpy_files:
-            return smplx.FLAME(str(paths[files.FLAME_MODEL].parent), **kwargs, **_NO_PARAMETERS)
-        # smplx.FLAME takes no data_struct: it opens FLAME_NEUTRAL.pkl and both embeddings by fixed names
-        # in one folder, with plain pickle. So write a chumpy-free copy of that folder. smplx reads it
-        # all in the constructor, hence the copy can go as soon as the layer exists.
-        with tempfile.TemporaryDirectory(prefix="flame_without_chumpy_") as tmp:
-            for rel, path in paths.items():
-                if rel in chumpy_files:
-                    with open(Path(tmp) / path.name, "wb") as f:
-                        pickle.dump(load_pickle(path), f, protocol=pickle.HIGHEST_PROTOCOL)
-                else:
-                    shutil.copyfile(path, Path(tmp) / path.name)
-            shutil.copyfile(dynamic, Path(tmp) / dynamic.name)
-            logger.info("FLAME files %s use chumpy; loading them through a chumpy-free copy", chumpy_files)
+        # smplx.FLAME takes no data_struct: it opens FLAME_NEUTRAL.pkl and both embeddings by fixed names in one
+        # folder, with plain pickle and allow_pickle=True. So it reads copies written here from the checked
+        # contents (numpy arrays and builtins only, chumpy-free), gone once the layer exists.
+        with tempfile.TemporaryDirectory(prefix="flame_checked_") as tmp:
+            for relpath, contents in pickles.items():
+                with open(Path(tmp) / Path(relpath).name, "wb") as f:
+                    pickle.dump(contents, f, protocol=pickle.HIGHEST_PROTOCOL)
+            np.save(Path(tmp) / Path(files.FLAME_DYNAMIC_EMBEDDING).name, dynamic, allow_pickle=True)
             return smplx.FLAME(tmp, **kwargs, **_NO_PARAMETERS)
 
     @staticmethod
@@ -210,7 +255,7 @@ class BodyModels:
     def face_vertex_ids(self) -> np.ndarray:
         """(5023,) int64 SMPL-X vertex ids of the FLAME face, read-only."""
         path = self._file(files.SMPLX_FACE_VERTEX_IDS)
-        return self._cached(("face_vertex_ids",), lambda: self._vertex_ids(path, np.load(path, allow_pickle=False)))
+        return self._cached(("face_vertex_ids",), lambda: self._vertex_ids(path, load_npy(path)))
 
     def _vertex_ids(self, path: Path, ids: Any) -> np.ndarray:
         ids = np.asarray(ids)

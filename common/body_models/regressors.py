@@ -12,7 +12,7 @@ import numpy as np
 from smplx.vertex_ids import vertex_ids as SMPLX_PACKAGE_VERTEX_IDS
 
 from .joint_sets import HAND_21, SMPLX_SKELETON, SMPLX_VERTEX_KEYPOINTS
-from .pickle_io import load_pickle
+from .pickle_io import load_npy, load_pickle
 
 
 def read_regressor(path: Path, num_vertices: int) -> np.ndarray:
@@ -28,7 +28,7 @@ def read_regressor(path: Path, num_vertices: int) -> np.ndarray:
     Raises:
         ValueError: the file does not hold a 2-D matrix with ``num_vertices`` columns.
     """
-    value = load_pickle(path) if path.suffix == ".pkl" else np.load(path, allow_pickle=False)
+    value = load_pickle(path) if path.suffix == ".pkl" else load_npy(path)  # both refuse code-running content
     if hasattr(value, "toarray"):  # a scipy.sparse matrix
         value = value.toarray()
     regressor = np.asarray(value, dtype=np.float32)

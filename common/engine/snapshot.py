@@ -3,11 +3,18 @@
 Hand4Whole's file name and top-level keys, so its tools and ours read each other's files. Files are
 written to a temporary file in the same folder and renamed into place: a crash or a full disk never
 leaves a truncated snapshot where a good one was. Reading names the file and the problem.
+
+Reading uses ``torch.load(weights_only=True)``, which rebuilds tensors, containers and plain scalars
+and calls nothing else, so a snapshot from anywhere cannot run code. Everything we store is of that
+kind (the RNG states too, see `common.engine.seeding`), and so are Hand4Whole's public snapshots
+(epoch, network and Adam state_dicts). A file that needs any other global is refused, naming it.
+`load_tensor_file` is that loading for any torch file (weights of other projects, ImageNet backbones).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,20 +64,60 @@ def latest_snapshot(model_dir: str | os.PathLike[str]) -> Path | None:
     return max(found)[1] if found else None
 
 
-def read_snapshot(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a snapshot on the CPU; its ``network`` comes back without ``module.`` prefixes.
+# torch's weights_only refusal names the global as "GLOBAL module.name" ("GLOBAL name" for builtins)
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+# the useful part of torch's other weights_only errors, e.g. "Unsupported operand 103" for a file that is no pickle
+_UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)")
+
+
+def _refused_global(error: pickle.UnpicklingError) -> str | None:
+    """The ``module.name`` a weights_only load refused, from torch's message; None for other unpickling errors."""
+    match = _REFUSED_GLOBAL.search(str(error))
+    if match is None:
+        return None
+    name = match.group(1)
+    return name if "." in name else f"builtins.{name}"
+
+
+def load_tensor_file(path: str | os.PathLike[str], what: str = "snapshot") -> Any:
+    """``torch.load`` on the CPU with ``weights_only=True``: tensors, containers and plain scalars, no code run.
+
+    Args:
+        path: a file written by ``torch.save`` (zip or legacy format).
+        what: what the file is, for the messages ("snapshot", "SimpleBaseline weights", ...).
 
     Raises:
-        SnapshotError: naming the file when it is missing, unreadable, or has no ``network`` dict.
+        SnapshotError: one line naming the file when it is missing, not a torch file, truncated, or needs a
+            global that weights_only loading refuses (that global is named).
     """
     path = Path(path)
     if not path.is_file():
-        raise SnapshotError(f"snapshot not found: {path}")
+        raise SnapshotError(f"{what} not found: {path}")
     try:
-        # weights_only=False: snapshots hold plain python config dicts next to tensors; only load files you trust
-        snapshot = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for corrupt files (pickle, zip, EOF errors)
-        raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = _refused_global(exc)
+        if refused is None:
+            text = " ".join(str(exc).split())  # one line
+            detail = match.group(1) if (match := _UNPICKLER_DETAIL.search(text)) else text
+            raise SnapshotError(f"cannot read {what} {path}: not a torch checkpoint or truncated ({detail})") from exc
+        raise SnapshotError(
+            f"refusing to load {path}: it needs the global {refused}, which tensor-only loading "
+            f"(torch.load weights_only=True) does not allow because it could run code"
+        ) from exc
+    except Exception as exc:  # torch raises many types for corrupt files (zip, EOF, runtime errors)
+        raise SnapshotError(f"cannot read {what} {path}: {' '.join(str(exc).split())}") from exc
+
+
+def read_snapshot(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a snapshot on the CPU without running code from it; ``network`` comes back without ``module.`` prefixes.
+
+    Raises:
+        SnapshotError: naming the file when it is missing, unreadable, has no ``network`` dict, or
+            needs a global that weights_only loading refuses (named in the one-line message).
+    """
+    path = Path(path)
+    snapshot = load_tensor_file(path)
     if not isinstance(snapshot, dict) or not isinstance(snapshot.get("network"), Mapping):
         keys = sorted(snapshot) if isinstance(snapshot, dict) else type(snapshot).__name__
         raise SnapshotError(f"{path} is not a snapshot: expected a dict with a 'network' state_dict, found {keys}")

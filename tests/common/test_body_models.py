@@ -1,13 +1,18 @@
 """BodyModels against the synthetic stand-in (real sizes, loaded by the unmodified smplx), the
-official chumpy pickle format, missing files, and, where installed, the licensed files."""
+official chumpy pickle format, SMPL-X as .npz or .pkl, missing, truncated and hostile files, and,
+where installed, the licensed files."""
 
 from __future__ import annotations
 
 import errno
+import os
 import pickle
+import shlex
+import shutil
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +23,7 @@ from smplx.vertex_ids import vertex_ids as SMPLX_PACKAGE_VERTEX_IDS
 
 from common.body_models import BodyModels, MissingBodyModelFileError, get_body_models, load_pickle
 from common.body_models import files as model_files
+from common.body_models.files import UnreadableBodyModelFileError, UnsafePickleError
 from common.body_models.joint_sets import (
     FLAME_OUTPUT,
     HAND_21,
@@ -26,6 +32,10 @@ from common.body_models.joint_sets import (
     SMPLX_OUTPUT,
     SMPLX_SKELETON,
 )
+from common.body_models.pickle_io import load_npz
+from common.body_models.synthetic.models import smplx_pickle
+from common.body_models.synthetic.writer import write_pickle
+from common.engine.cli import run_cli
 from common.paths import REPO_ROOT
 
 REAL_DIR = REPO_ROOT / "common" / "utils" / "human_model_files"
@@ -264,3 +274,141 @@ def test_licensed_files_have_the_published_sizes() -> None:
         assert run_flame(models.flame()).vertices.shape == (1, 5023, 3)
     if (REAL_DIR / model_files.SMPL_MODELS["neutral"]).is_file():
         assert run_smpl(models.smpl()).vertices.shape == (1, 6890, 3)
+
+
+# --- SMPL-X as .pkl -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pkl_tree(synthetic_body_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The stand-in with SMPL-X as SMPLX_{GENDER}.pkl only (sparse J_regressor, dict joint2num), the other files
+    linked: the generator's `smplx_pickle` layout (tests/common/test_synthetic_body_models.py checks the
+    generator writes just this) of the cached .npz contents, without writing a whole second tree."""
+    tree = link_tree(
+        synthetic_body_model_dir, tmp_path_factory.mktemp("smplx_pkl"), skip=set(model_files.SMPLX_MODELS.values())
+    )
+    for gender, relpath in model_files.SMPLX_PKL_MODELS.items():
+        write_pickle(
+            tree / relpath, smplx_pickle(load_npz(synthetic_body_model_dir / model_files.SMPLX_MODELS[gender]))
+        )
+    yield tree
+    shutil.rmtree(tree)  # about 700 MB: pytest would keep it among its last three temporary folders
+
+
+def random_smplx_inputs(batch: int, seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    sizes = {"betas": 10, "expression": 10, "global_orient": 3, "body_pose": 63, "left_hand_pose": 45,
+             "right_hand_pose": 45, "jaw_pose": 3, "leye_pose": 3, "reye_pose": 3}  # fmt: skip
+    return {k: 0.5 * torch.randn(batch, n, generator=generator) for k, n in sizes.items()}
+
+
+@pytest.mark.parametrize("gender", ["neutral", "male", "female"])
+def test_smplx_pkl_gives_the_npz_layer(models: BodyModels, pkl_tree: Path, gender: str) -> None:
+    assert (
+        not list((pkl_tree / "smplx").glob("SMPLX_*.npz"))
+        and (pkl_tree / "smplx" / f"SMPLX_{gender.upper()}.pkl").is_file()
+    )
+    inputs = random_smplx_inputs(batch=3, seed=len(gender))
+    with torch.no_grad():
+        from_pkl, from_npz = (m.smplx(gender)(**inputs) for m in (get_body_models(pkl_tree), models))
+    assert torch.equal(from_pkl.vertices, from_npz.vertices) and torch.equal(from_pkl.joints, from_npz.joints)
+    assert from_pkl.joints.shape == (3, 144, 3)
+
+
+def test_npz_is_preferred_when_both_are_there(models: BodyModels, pkl_tree: Path, tmp_path: Path) -> None:
+    source = models.root
+    both = link_tree(source, tmp_path)
+    (both / model_files.SMPLX_PKL_MODELS["neutral"]).symlink_to(pkl_tree / model_files.SMPLX_PKL_MODELS["male"])
+    inputs = random_smplx_inputs(batch=1, seed=0)
+    pairs = ((BodyModels(both), "neutral"), (models, "neutral"), (models, "male"))
+    with torch.no_grad():
+        chosen, npz, male = (m.smplx(gender)(**inputs).vertices for m, gender in pairs)
+    assert torch.equal(chosen, npz) and not torch.equal(chosen, male)
+
+
+def test_missing_smplx_names_both_accepted_files(tmp_path: Path) -> None:
+    with pytest.raises(MissingBodyModelFileError) as error:
+        BodyModels(tmp_path).smplx("female")
+    message = str(error.value)
+    assert error.value.filename == str(tmp_path / "smplx" / "SMPLX_FEMALE.npz")
+    for fragment in ("smplx/SMPLX_FEMALE.npz", "smplx/SMPLX_FEMALE.pkl", "smpl-x.is.tue.mpg.de", "synthetic"):
+        assert fragment in message, fragment
+
+
+# --- no code from body-model files --------------------------------------------------------------------
+
+
+class ShellOnLoad:
+    """Unpickles as ``os.system('touch marker')``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
+
+
+def write_hostile(path: Path, marker: Path) -> None:
+    """A file of ``path``'s format whose first pickled entry runs a shell command when a plain loader reads it."""
+    payload = {"hands_mean": ShellOnLoad(marker), "v_template": np.zeros((2, 3))}
+    if path.suffix == ".pkl":
+        with open(path, "wb") as f:
+            pickle.dump(payload, f, protocol=2)
+    elif path.suffix == ".npy":
+        np.save(path, np.array(payload, dtype=object), allow_pickle=True)
+    else:  # the official .npz holds its dicts (joint2num, part2num) as 0-d object arrays
+        np.savez(path, joint2num=np.array(ShellOnLoad(marker), dtype=object), v_template=np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize(
+    ("relpath", "use"),
+    [
+        (model_files.SMPLX_MODELS["neutral"], lambda m: m.smplx()),
+        (model_files.SMPLX_PKL_MODELS["male"], lambda m: m.smplx("male")),
+        (model_files.SMPL_MODELS["neutral"], lambda m: m.smpl()),
+        (model_files.MANO_MODELS["right"], lambda m: m.mano("right")),
+        (model_files.FLAME_MODEL, lambda m: m.flame()),
+        (model_files.FLAME_STATIC_EMBEDDING, lambda m: m.flame()),
+        (model_files.FLAME_DYNAMIC_EMBEDDING, lambda m: m.flame()),
+        (model_files.SMPLX_HAND_VERTEX_IDS, lambda m: m.hand_vertex_ids()),
+        (model_files.SMPLX_FACE_VERTEX_IDS, lambda m: m.face_vertex_ids()),
+        (model_files.SMPLX_TO_J14, lambda m: m.j14_regressor()),
+    ],
+)
+def test_hostile_body_model_files_are_refused_before_running_anything(
+    synthetic_body_model_dir: Path, tmp_path: Path, relpath: str, use
+) -> None:
+    tree = link_tree(synthetic_body_model_dir, tmp_path / "tree", skip={relpath, model_files.SMPLX_MODELS["male"]})
+    marker = tmp_path / "marker"
+    write_hostile(tree / relpath, marker)
+    with pytest.raises(UnsafePickleError) as error:
+        use(BodyModels(tree))
+    message = str(error.value)
+    assert str(tree / relpath) in message and f"{os.system.__module__}.system" in message
+    assert not marker.exists(), "a loader ran code from the file"
+
+
+@pytest.mark.parametrize(
+    ("relpath", "use"),
+    [
+        (model_files.SMPLX_MODELS["neutral"], lambda m: m.smplx()),
+        (model_files.MANO_MODELS["left"], lambda m: m.mano("left")),
+        (model_files.FLAME_DYNAMIC_EMBEDDING, lambda m: m.flame()),
+    ],
+)
+def test_truncated_body_model_file_is_one_line_naming_it(
+    synthetic_body_model_dir: Path, tmp_path: Path, relpath: str, use, capsys: pytest.CaptureFixture
+) -> None:
+    tree = link_tree(synthetic_body_model_dir, tmp_path, skip={relpath})
+    data = (synthetic_body_model_dir / relpath).read_bytes()
+    (tree / relpath).write_bytes(data[: len(data) // 3])
+    with pytest.raises(UnreadableBodyModelFileError) as error:
+        use(BodyModels(tree))
+    assert str(tree / relpath) in str(error.value) and "\n" not in str(error.value)
+
+    def cli(argv: list[str] | None) -> int:
+        use(BodyModels(tree))
+        return 0
+
+    assert run_cli(cli, [], prog="tool") == 2  # a user error: one line, no traceback
+    assert capsys.readouterr().err.strip().count("\n") == 0

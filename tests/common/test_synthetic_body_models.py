@@ -1,13 +1,16 @@
 """The synthetic stand-in: official formats and sizes through the unmodified smplx package,
-determinism, anatomy at smplx's fixed vertex indices, mirror symmetry, shape and expression."""
+determinism, SMPL-X as .npz or .pkl, anatomy at smplx's fixed vertex indices, mirror symmetry, shape
+and expression."""
 
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse
 import smplx
 import torch
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
@@ -186,3 +189,30 @@ def test_jaw_opens_and_fingers_bend(smplx_layer) -> None:
     reach = lambda out: (out.vertices[0, tip] - out.joints[0, wrist]).norm().item()  # noqa: E731
     assert reach(fist) < reach(rest) - 0.04, "... curling back towards the wrist"
     assert torch.allclose(fist.vertices[0, other], rest.vertices[0, other]), "the other hand stays"
+
+
+def test_smplx_pkl_format_holds_the_npz_models(synthetic_body_model_dir: Path, tmp_path: Path) -> None:
+    """--smplx-format pkl: SMPLX_{GENDER}.pkl instead of .npz, the same arrays in the official .pkl layout
+    (J_regressor sparse, joint2num and part2num plain dicts), every other file byte-identical."""
+    fresh = write_synthetic_body_models(tmp_path / "pkl", seed=0, smplx_format="pkl")
+    assert not list((fresh / "smplx").glob("SMPLX_*.npz")) and is_synthetic(fresh)
+    for rel in sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()):
+        if rel.name in ("SMPLX_NEUTRAL.pkl", "SMPLX_MALE.pkl", "SMPLX_FEMALE.pkl"):
+            npz = np.load(synthetic_body_model_dir / rel.with_suffix(".npz"), allow_pickle=True)  # our own file
+            with open(fresh / rel, "rb") as f:
+                contents = pickle.load(f, encoding="latin1")
+            assert set(contents) == set(npz.files), rel
+            assert scipy.sparse.issparse(contents["J_regressor"]) and isinstance(contents["joint2num"], dict)
+            for key in npz.files:
+                value = contents[key].toarray() if key == "J_regressor" else contents[key]
+                expected = npz[key].item() if npz[key].dtype == object else npz[key]
+                if isinstance(expected, dict):
+                    assert value == expected, key
+                else:
+                    assert value.dtype == expected.dtype and np.array_equal(value, expected), key
+        elif rel.name != "SYNTHETIC_STAND_IN":
+            assert (fresh / rel).read_bytes() == (synthetic_body_model_dir / rel).read_bytes(), rel
+    shutil.rmtree(fresh)  # about 700 MB: pytest would keep it among its last three temporary folders
+    with pytest.raises(ValueError, match="accepted: npz, pkl"):
+        write_synthetic_body_models(tmp_path / "none", smplx_format="zip")
+    assert not (tmp_path / "none").exists(), "nothing is written for an unknown format"

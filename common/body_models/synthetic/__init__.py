@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import build_smplx, evaluation_regressors, flame_files, mano_files, smpl_files, smplx_file
+from .models import build_smplx, evaluation_regressors, flame_files, mano_files, smpl_files, smplx_file, smplx_pickle
 from .writer import write_npy, write_npz, write_pickle
 
 logger = logging.getLogger(__name__)
@@ -33,23 +33,35 @@ _COMPLETE_MARKER = "SYNTHETIC_STAND_IN"
 MIRROR_IDS_FILE = "SMPLX_mirror_vertex_ids.npy"
 
 
-def write_synthetic_body_models(out_dir: str | Path, seed: int = 0) -> Path:
+SMPLX_FORMATS = ("npz", "pkl")
+
+
+def write_synthetic_body_models(out_dir: str | Path, seed: int = 0, smplx_format: str = "npz") -> Path:
     """Write the synthetic human_model_files tree into ``out_dir``.
 
     Args:
         out_dir: destination folder (created); existing files of the tree are overwritten.
         seed: chooses the hand pose PCA basis; the same seed gives the same bytes.
+        smplx_format: ``"npz"`` writes ``smplx/SMPLX_{GENDER}.npz``; ``"pkl"`` writes the same models as
+            ``SMPLX_{GENDER}.pkl`` instead, laid out as the official .pkl download is (see `smplx_pickle`);
+            a pickle is not compressed, so these are about 230 MB each, as the official ones are large.
 
     Returns:
         ``out_dir`` as a Path, to be used as ``human_model_path``.
     """
+    if smplx_format not in SMPLX_FORMATS:
+        raise ValueError(f"unknown SMPL-X format {smplx_format!r}; accepted: {', '.join(SMPLX_FORMATS)}")
     out = Path(out_dir)
     for sub in ("smplx", "smpl", "mano", "flame"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     logger.info("building the SMPL-X stand-in")
     model = build_smplx(seed)
     for gender in ("NEUTRAL", "MALE", "FEMALE"):
-        write_npz(out / "smplx" / f"SMPLX_{gender}.npz", smplx_file(model, gender.lower()))
+        contents = smplx_file(model, gender.lower())
+        if smplx_format == "npz":
+            write_npz(out / "smplx" / f"SMPLX_{gender}.npz", contents)
+        else:
+            write_pickle(out / "smplx" / f"SMPLX_{gender}.pkl", smplx_pickle(contents))
     write_pickle(
         out / "smplx" / "MANO_SMPLX_vertex_ids.pkl", {k: v.astype(np.int64) for k, v in model["hand_ids"].items()}
     )
@@ -66,7 +78,8 @@ def write_synthetic_body_models(out_dir: str | Path, seed: int = 0) -> Path:
     logger.info("building the SMPL stand-in")
     for gender, contents in smpl_files(seed).items():
         write_pickle(out / "smpl" / f"SMPL_{gender}.pkl", contents)
-    (out / _COMPLETE_MARKER).write_text(f"synthetic stand-in, generator version {GENERATOR_VERSION}, seed {seed}\n")
+    marker = f"synthetic stand-in, generator version {GENERATOR_VERSION}, seed {seed}\n"
+    (out / _COMPLETE_MARKER).write_text(marker + ("SMPL-X models as .pkl\n" if smplx_format == "pkl" else ""))
     return out
 
 

@@ -162,6 +162,17 @@ def smplx_file(model: dict, gender: str) -> dict[str, np.ndarray]:
     }
 
 
+def smplx_pickle(contents: dict[str, np.ndarray]) -> dict[str, object]:
+    """The contents of SMPLX_{GENDER}.pkl from those of the .npz (`smplx_file`): the same arrays, laid out
+    as the official .pkl download is: ``J_regressor`` as a scipy.sparse matrix and ``joint2num`` and
+    ``part2num`` as plain dicts (the .npz can only hold them as 0-d object arrays)."""
+    layout = dict(contents)
+    layout["J_regressor"] = scipy.sparse.csc_matrix(contents["J_regressor"])  # exact: only zeros are dropped
+    for key in ("joint2num", "part2num"):
+        layout[key] = contents[key].item()
+    return layout
+
+
 def _sub_mesh(mesh: Mesh, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vertices, faces (re-indexed) and the global face indices of the part of ``mesh`` on ``ids``."""
     local = np.full(len(mesh.vertices), -1)
