@@ -1,5 +1,9 @@
 """Datasets by Hand4Whole's names, chosen through one explicit dict, and the train/test set builders.
 
+Whole-body sets (person crops: Hand4Whole, the Pose2Pose body model): AGORA, EHF, Human36M, MPII, MSCOCO,
+PW3D, MPI_INF_3DHP. Part sets (Pose2Pose): FreiHAND and InterHand26M (hands), FFHQ (faces); MSCOCO also makes
+hand and face crops.
+
 `DATASETS` maps each name of ``cfg.data.trainset_3d``, ``trainset_2d`` and ``testset`` to its class
 (data/<NAME>/<NAME>.py, a `data.dataset.BaseDataset`). Nothing is selected by exec/eval or by a
 registry that import order fills.
@@ -14,7 +18,10 @@ from torch.utils.data import Dataset
 from data.AGORA.AGORA import AGORA
 from data.dataset import BaseDataset, MultipleDatasets
 from data.EHF.EHF import EHF
+from data.FFHQ.FFHQ import FFHQ
+from data.FreiHAND.FreiHAND import FreiHAND
 from data.Human36M.Human36M import Human36M
+from data.InterHand26M.InterHand26M import InterHand26M
 from data.MPI_INF_3DHP.MPI_INF_3DHP import MPI_INF_3DHP
 from data.MPII.MPII import MPII
 from data.MSCOCO.MSCOCO import MSCOCO
@@ -30,6 +37,9 @@ DATASETS: dict[str, type[BaseDataset]] = {
     "MSCOCO": MSCOCO,
     "PW3D": PW3D,
     "MPI_INF_3DHP": MPI_INF_3DHP,
+    "FFHQ": FFHQ,
+    "FreiHAND": FreiHAND,
+    "InterHand26M": InterHand26M,
 }
 """Dataset name (as in the config) -> its class."""
 
@@ -70,8 +80,9 @@ def build_trainset(cfg: Any) -> Dataset:
 
 
 def build_testset(cfg: Any) -> BaseDataset:
-    """``cfg.data.testset`` on its test split (the class's ``TEST_SPLIT``; AGORA: 'validation', as Hand4Whole)."""
+    """``cfg.data.testset`` on ``cfg.data.test_split``, by default its test split (the class's ``TEST_SPLIT``;
+    AGORA: 'validation', as Hand4Whole)."""
     name = cfg.data.testset
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
-    return build_dataset(name, DATASETS[name].TEST_SPLIT, cfg)
+    return build_dataset(name, cfg.data.test_split or DATASETS[name].TEST_SPLIT, cfg)

@@ -15,7 +15,58 @@ import numpy as np
 
 from common.utils.smplx_targets import CameraParams, SMPLXParams
 
-__all__ = ["CameraParams", "MissingAnnotationError", "Record", "SMPLXParams"]
+__all__ = ["CROPS", "CameraParams", "FLAMEParams", "MANOParams", "MissingAnnotationError", "Record", "SMPLParams",
+           "SMPLXParams"]  # fmt: skip
+
+CROPS: tuple[str, ...] = ("body", "hand", "face")
+"""What a record's crop box frames: a person ('body'), one hand, or a face. A family's targets ask for one
+(`data.targets`), and a dataset lists the crops it can make (`BaseDataset.CROPS`)."""
+
+
+@dataclass
+class SMPLParams:
+    """One person's SMPL parameters (axis-angle radians, metres).
+
+    Attributes:
+        pose: (72,) root + 23 joints. shape: (10,) betas. trans: (3,) translation (camera frame unless the camera
+            has R, t). gender: 'neutral', 'male' or 'female'.
+    """
+
+    pose: np.ndarray
+    shape: np.ndarray
+    trans: np.ndarray
+    gender: str = "neutral"
+
+
+@dataclass
+class MANOParams:
+    """One hand's MANO parameters (axis-angle radians, metres), for the MANO layer of its side.
+
+    Attributes:
+        pose: (48,) root + 15 finger joints. shape: (10,). trans: (3,). side: 'right' or 'left'.
+    """
+
+    pose: np.ndarray
+    shape: np.ndarray
+    trans: np.ndarray
+    side: str = "right"
+
+
+@dataclass
+class FLAMEParams:
+    """One face's FLAME parameters (axis-angle radians, metres).
+
+    Attributes:
+        root_pose: (3,) global rotation. jaw_pose: (3,). shape: (10,). expr: (10,) expression. trans: (3,).
+        neck_pose: (3,) or None (zero).
+    """
+
+    root_pose: np.ndarray
+    jaw_pose: np.ndarray
+    shape: np.ndarray
+    expr: np.ndarray
+    trans: np.ndarray
+    neck_pose: np.ndarray | None = None
 
 
 @dataclass
@@ -26,8 +77,11 @@ class Record:
         img_path: the image file.
         img_hw: (H, W) pixels of that file, which all coordinates below refer to.
         bbox_xywh_img: (4,) crop box, already through `common.utils.augmentation.process_bbox`.
-        cam: intrinsics (and extrinsics) in this image's pixels; needed with ``smplx``.
+        cam: intrinsics (and extrinsics) in this image's pixels; needed with any parameters below.
         smplx: SMPL-X (pseudo-)GT parameters, or None.
+        smpl, mano, flame: SMPL (body crops), MANO (hand crops) or FLAME (face crops) (pseudo-)GT, or None.
+        crop: what the crop box frames (`CROPS`); a hand crop's side is `hand_side`.
+        hand_side: 'right' or 'left' for a hand crop (what the image shows, before augmentation).
         joints_xy_img: (J, 2) GT joints in the dataset's `BaseDataset.JOINT_NAMES`, pixels, or None.
         joints_cam: (J, 3) GT joints in the camera frame, metres (absolute), or None for 2D data.
         joints_valid: (J,) mask of the GT joints.
@@ -44,6 +98,11 @@ class Record:
     bbox_xywh_img: np.ndarray
     cam: CameraParams | None = None
     smplx: SMPLXParams | None = None
+    smpl: SMPLParams | None = None
+    mano: MANOParams | None = None
+    flame: FLAMEParams | None = None
+    crop: str = "body"
+    hand_side: str = "right"
     joints_xy_img: np.ndarray | None = None
     joints_cam: np.ndarray | None = None
     joints_valid: np.ndarray | None = None

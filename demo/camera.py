@@ -76,7 +76,7 @@ class PersonCrop:
 
 
 def person_crop(bbox_xywh_img: Sequence[float], img_hw: Sequence[int], crop_hw: Sequence[int]) -> PersonCrop | None:
-    """The crop of a person box, processed as the datasets process their boxes (no augmentation).
+    """The crop of a person (hand, face) box, processed as the datasets process their boxes (no augmentation).
 
     Args:
         bbox_xywh_img: (4,) person box (x, y, width, height) in original pixels.
@@ -91,7 +91,8 @@ def person_crop(bbox_xywh_img: Sequence[float], img_hw: Sequence[int], crop_hw: 
     # of the image would come back as one at the image's corner: test the overlap first.
     if x >= img_hw[1] or y >= img_hw[0] or x + w <= 0 or y + h <= 0:
         return None
-    box = process_bbox(np.array([x, y, w, h]), int(img_hw[1]), int(img_hw[0]))
+    aspect = float(crop_hw[1]) / float(crop_hw[0])  # the network input's: 0.75 for a person, 1 for a hand
+    box = process_bbox(np.array([x, y, w, h]), int(img_hw[1]), int(img_hw[0]), aspect)
     if box is None:
         return None
     img2crop = crop_affine(box, crop_hw)

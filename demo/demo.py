@@ -1,7 +1,10 @@
-"""Whole-body mesh of one person in one image: renders, mesh and SMPL-X parameters.
+"""Mesh of one person (or hand, or face) in one image: renders, mesh and parameters, for any mesh family.
 
     python demo/demo.py --gpu 0 [--img PATH] [--bbox x,y,w,h | --detector-weights PATH] [--ckpt PATH]
-        [--cfg YAML] [--out DIR] [key=value ...]
+        [--cfg YAML] [--out DIR] [--hand-side right|left] [key=value ...]
+
+The family is the config's `model.arch` (Hand4Whole's SMPL-X by default; `--cfg pose2pose_hand --ckpt ...` draws a
+MANO hand in the --bbox hand box, and likewise pose2pose_body and pose2pose_face).
 
 The person box is --bbox when given, else the best person of torchvision's Faster R-CNN when its weights file
 is given (--detector-weights), else the whole image. The checkpoint defaults to the highest
@@ -22,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 import numpy as np
 import torch
 
-from common.body_models import get_body_models
 from common.engine.cli import UsageError, parse_gpu_ids, run_cli
 from common.engine.snapshot import latest_snapshot, read_snapshot
 from common.paths import REPO_ROOT, resolve_repo_path
@@ -33,6 +35,7 @@ from demo.detector import DEFAULT_MIN_SCORE, detect_person, load_person_detector
 from demo.inference import build_model, demo_config, predict_person, select_device
 from demo.outputs import write_demo_outputs
 from main.config import ConfigError, load_config
+from main.model import get_family
 
 DEFAULT_IMAGE = REPO_ROOT / "demo" / "input.png"
 PROG = "demo.py"
@@ -72,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ckpt", help="snapshot file (default: the highest <output_dir>/model_dump/snapshot_N)")
     parser.add_argument("--cfg", help="config yaml or name in main/configs/ (default: the one in the snapshot)")
     parser.add_argument("--out", help="output folder (default <output_dir>/vis/demo)")
+    parser.add_argument(
+        "--hand-side",
+        choices=("right", "left"),
+        default="right",
+        help="pose2pose_hand: the side of the hand in the box (default right)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. human_model_path=DIR")
     return parser
 
@@ -120,12 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     if crop is None:
         height, width = image.shape[:2]
         raise UsageError(f"box {bbox.tolist()} (x,y,w,h) lies outside the {width}x{height} image {image_path}")
+    family = get_family(cfg)
+    if family.mesh_view is None:
+        raise UsageError(f"model.arch={family.name} predicts no mesh; this demo draws mesh families")
+    view = family.mesh_view(cfg)
     model = build_model(cfg, snapshot["network"], device)
-    prediction = predict_person(model, image, crop, cfg.model, device)
-    faces = get_body_models(cfg.human_model_path).faces
+    prediction = predict_person(model, image, crop, cfg.model, view, device, is_left=args.hand_side == "left")
     out_dir = resolve_repo_path(args.out) if args.out else Path(cfg.output_dir) / "vis" / "demo"
     with MeshRenderer(image.shape[1], image.shape[0]) as renderer:
-        paths = write_demo_outputs(out_dir, image, prediction, faces, bbox, renderer)
+        paths = write_demo_outputs(out_dir, image, prediction, view, bbox, renderer)
     print(f"image {image_path}; box {np.round(bbox, 1).tolist()} from {box_source}")
     print(f"checkpoint {snapshot_file} (epoch {snapshot.get('epoch')}); {cfg_source}; device {device}")
     for path in paths.values():

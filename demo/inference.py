@@ -18,6 +18,7 @@ from common.engine.cli import UsageError
 from common.utils.augmentation import NO_AUGMENTATION, crop_image
 from demo.camera import PersonCrop, PinholeCamera, crop_camera, original_image_camera
 from main.config import Config, ModelConfig, load_config
+from main.family import MeshView
 from main.model import get_model
 
 __all__ = ["PersonPrediction", "build_model", "demo_config", "predict_person", "select_device"]
@@ -74,7 +75,7 @@ def demo_config(cfg_path: str | None, overrides: Sequence[str], snapshot: Mappin
 
 
 def build_model(cfg: Config, network_state: Mapping[str, torch.Tensor], device: torch.device) -> nn.Module:
-    """The whole-body model in test mode with a snapshot's weights, loaded strictly.
+    """The config's model (its family, `model.arch`) in test mode with a snapshot's weights, loaded strictly.
 
     Raises:
         common.engine.checkpoint.StateDictMismatchError: the weights do not fit the config's architecture.
@@ -94,8 +95,8 @@ class PersonPrediction:
         crop_rgb: (H_crop, W_crop, 3) uint8 RGB, the network input.
         camera_crop: the virtual camera in crop pixels.
         camera_img: the virtual camera in original-image pixels (`demo.camera.original_image_camera`).
-        outputs: the model's test-mode outputs without the batch dimension, float32 numpy (smplx_mesh_cam (V, 3)
-            metres in the camera frame, smplx_root_pose (3,), ..., cam_trans (3,)); the input image is left out.
+        outputs: the model's test-mode outputs without the batch dimension, float32 numpy (e.g. smplx_mesh_cam
+            (V, 3) metres in the camera frame, smplx_root_pose (3,), ..., cam_trans (3,)).
     """
 
     crop: PersonCrop
@@ -106,28 +107,38 @@ class PersonPrediction:
 
 
 def predict_person(
-    model: nn.Module, image_rgb: np.ndarray, crop: PersonCrop, model_cfg: ModelConfig, device: torch.device
+    model: nn.Module,
+    image_rgb: np.ndarray,
+    crop: PersonCrop,
+    model_cfg: ModelConfig,
+    view: MeshView,
+    device: torch.device,
+    is_left: bool = False,
 ) -> PersonPrediction:
-    """Crops the person as the datasets do at test time and runs the model once.
+    """Crops the person (or hand, or face) as the datasets do at test time and runs the model once.
 
     Args:
-        model: the whole-body model in eval mode on `device`.
+        model: the family's model in eval mode on `device`.
         image_rgb: (H, W, 3) uint8 RGB original image.
         crop: from `demo.camera.person_crop`, with crop_hw = model_cfg.input_img_shape.
         model_cfg: the model's geometry (virtual camera, input shapes).
+        view: the family's mesh view (main.family.MeshView): the pixels its camera refers to.
         device: the model's device.
+        is_left: the crop shows a left hand (read only by models with `view.takes_hand_side`).
     """
     crop_chw = crop_image(image_rgb, crop.img2crop, crop.crop_hw, NO_AUGMENTATION)  # (3, H, W) float32 in [0, 1]
     inputs = {"img": torch.from_numpy(crop_chw)[None].to(device)}
+    if view.takes_hand_side:
+        inputs["is_left"] = torch.tensor([is_left], device=device)
     with torch.inference_mode():
         out = model(inputs, {}, {}, "test")
-    outputs = {key: value[0].float().cpu().numpy() for key, value in out.items() if key != "img"}
+    outputs = {key: value[0].float().cpu().numpy() for key, value in out.items()}
     crop_rgb = np.rint(crop_chw.transpose(1, 2, 0) * 255.0).astype(np.uint8)
-    focal, princpt, body_hw = model_cfg.focal, model_cfg.princpt, model_cfg.input_body_shape
+    focal, princpt = model_cfg.focal, model_cfg.princpt
     return PersonPrediction(
         crop=crop,
         crop_rgb=crop_rgb,
-        camera_crop=crop_camera(focal, princpt, body_hw, crop.crop_hw),
-        camera_img=original_image_camera(focal, princpt, body_hw, crop),
+        camera_crop=crop_camera(focal, princpt, view.camera_hw, crop.crop_hw),
+        camera_img=original_image_camera(focal, princpt, view.camera_hw, crop),
         outputs=outputs,
     )

@@ -16,26 +16,18 @@ import numpy as np
 from common.utils.atomic_io import write_bytes_atomic
 from common.utils.render import MeshRenderer, MeshSpec, render_overlay, side_view
 from demo.inference import PersonPrediction
+from main.family import MeshView
 
-__all__ = ["OUTPUT_FILES", "obj_text", "smplx_param_record", "write_demo_outputs"]
+__all__ = ["OUTPUT_FILES", "obj_text", "param_record", "write_demo_outputs"]
 
 OUTPUT_FILES: dict[str, str] = {
     "overlay_original": "render_original_img.jpg",  # the mesh over the original image (Hand4Whole's name)
     "overlay_crop": "render_cropped_img.jpg",  # the mesh over the network's input crop (Hand4Whole's name)
     "side_view": "render_side_view.jpg",  # the mesh turned 90 degrees about the vertical axis, crop camera
     "mesh": "output.obj",  # camera-frame mesh, metres (Hand4Whole's name)
-    "params": "smplx_param.json",  # SMPL-X parameters, cam_trans and the original image's intrinsics
-}
-# smplx_param.json key -> the model's test-output key (Hand4Whole's demo names, plus cam_trans).
-PARAM_KEYS: dict[str, str] = {
-    "root_pose": "smplx_root_pose",
-    "body_pose": "smplx_body_pose",
-    "lhand_pose": "smplx_lhand_pose",
-    "rhand_pose": "smplx_rhand_pose",
-    "jaw_pose": "smplx_jaw_pose",
-    "shape": "smplx_shape",
-    "expr": "smplx_expr",
-    "cam_trans": "cam_trans",
+    # The parameters, cam_trans and the original image's intrinsics: the family's file (MeshView.params_file),
+    # Hand4Whole's smplx_param.json or a part model's smpl_/mano_/flame_param.json.
+    "params": "smplx_param.json",
 }
 _JPEG_QUALITY = 95
 _OVERLAY_ALPHA = 0.85
@@ -61,15 +53,18 @@ def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
     return "\n".join(lines) + "\n"
 
 
-def smplx_param_record(prediction: PersonPrediction, img_hw: tuple[int, int], person_bbox_xywh: np.ndarray) -> dict:
-    """The content of smplx_param.json (plain lists of floats).
+def param_record(
+    prediction: PersonPrediction, view: MeshView, img_hw: tuple[int, int], person_bbox_xywh: np.ndarray
+) -> dict:
+    """The content of the parameter file (plain lists of floats), `view.param_keys` in order.
 
-    Poses are axis-angle in radians (root 3, body 21 x 3, each hand 15 x 3 added to SMPL-X's mean hand pose as
-    flat_hand_mean=False does, jaw 3), shape and expression 10 coefficients each, cam_trans (3,) metres added to
-    the SMPL-X output in the camera frame. focal and princpt are the camera of the original image in pixels, so
-    that projecting the mesh of output.obj with them lands on the person. The boxes are xywh original pixels.
+    Poses are axis-angle in radians (Hand4Whole: root 3, body 21 x 3, each hand 15 x 3 added to SMPL-X's mean hand
+    pose as flat_hand_mean=False does, jaw 3), shape and expression 10 coefficients each, cam_trans (3,) metres
+    added to the layer's output in the camera frame. focal and princpt are the camera of the original image in
+    pixels, so that projecting the mesh of output.obj with them lands on the person. The boxes are xywh original
+    pixels.
     """
-    record: dict[str, Any] = {name: prediction.outputs[key].tolist() for name, key in PARAM_KEYS.items()}
+    record: dict[str, Any] = {name: prediction.outputs[key].tolist() for name, key in view.param_keys.items()}
     record["focal"] = list(prediction.camera_img.focal)
     record["princpt"] = list(prediction.camera_img.princpt)
     record["img_shape"] = [int(img_hw[0]), int(img_hw[1])]  # (H, W) of the original image
@@ -82,7 +77,7 @@ def write_demo_outputs(
     out_dir: Path,
     image_rgb: np.ndarray,
     prediction: PersonPrediction,
-    faces: np.ndarray,
+    view: MeshView,
     person_bbox_xywh: np.ndarray,
     renderer: MeshRenderer,
 ) -> dict[str, Path]:
@@ -92,7 +87,7 @@ def write_demo_outputs(
         out_dir: output folder.
         image_rgb: (H, W, 3) uint8 RGB original image.
         prediction: the person's prediction.
-        faces: (F, 3) SMPL-X triangles.
+        view: the family's mesh view (mesh key, triangles, parameter keys and file).
         person_bbox_xywh: (4,) the person box the crop was made from, original pixels.
         renderer: a renderer reused for the three images.
 
@@ -100,8 +95,8 @@ def write_demo_outputs(
         OUTPUT_FILES key -> written path.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {key: out_dir / name for key, name in OUTPUT_FILES.items()}
-    vertices = prediction.outputs["smplx_mesh_cam"]  # (V, 3) metres, camera frame
+    paths = {key: out_dir / name for key, name in OUTPUT_FILES.items()} | {"params": out_dir / view.params_file}
+    vertices, faces = prediction.outputs[view.mesh_key], view.faces  # (V, 3) metres, camera frame
     mesh = MeshSpec(vertices, faces)
     cam_img, cam_crop = prediction.camera_img, prediction.camera_crop
     _write_image(
@@ -118,7 +113,7 @@ def write_demo_outputs(
         paths["side_view"], render_overlay(background, turned, cam_crop.focal, cam_crop.princpt, 1.0, renderer)
     )
     write_bytes_atomic(paths["mesh"], obj_text(vertices, faces).encode("ascii"))
-    record = smplx_param_record(prediction, image_rgb.shape[:2], person_bbox_xywh)
+    record = param_record(prediction, view, image_rgb.shape[:2], person_bbox_xywh)
     # One key per line, each value on one line: readable, and still plain json.
     text = "{\n" + ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in record.items()) + "\n}\n"
     write_bytes_atomic(paths["params"], text.encode("utf-8"))

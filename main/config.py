@@ -34,6 +34,9 @@ from common.utils.atomic_io import write_bytes_atomic
 
 CONFIG_DIR: Path = Path(__file__).resolve().parent / "configs"
 RESNET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
+# The model families (`model.arch`), as main/model.py's FAMILIES and data/targets' TARGETS name them; a test keeps
+# the three in step (docs/extending.md: adding a family).
+ARCHS: tuple[str, ...] = ("hand4whole", "pose2pose_body", "pose2pose_hand", "pose2pose_face")
 # Top-level fields holding paths; load_config makes them absolute (see common/paths.py for why).
 PATH_KEYS: tuple[str, ...] = ("human_model_path", "data_dir", "output_dir")
 
@@ -127,11 +130,17 @@ class ModelConfig:
     normalize_image: bool = False  # True: ImageNet mean/std normalisation of the [0, 1] input
     roi_align_aligned: bool = False  # torchvision roi_align's `aligned` flag for the hand/face crops
     left_hand_unflip: str = "heatmap"  # 'heatmap': x' = W_hm - 1 - x (Hand4Whole); 'pixel': flip in crop pixels
-    # 'wholebody': Hand4Whole (SMPL-X). 'body', 'hand', 'face': a Pose2Pose single-part model (SMPL, right-hand
-    # MANO, FLAME; main/pose2pose_model.py) whose network input is input_img_shape itself (no resize, no crops),
-    # whose heatmap is output_hm_shape and whose camera is focal/princpt/camera_3d_size in input pixels; the
-    # overlays main/configs/pose2pose_{body,hand,face}.yaml hold the reference's values.
-    part: str = "wholebody"
+    # The model family (main/model.py's FAMILIES): 'hand4whole' (SMPL-X whole body) or a Pose2Pose single-part model,
+    # 'pose2pose_body' (SMPL), 'pose2pose_hand' (right-hand MANO), 'pose2pose_face' (FLAME), whose network input is
+    # input_img_shape itself (no resize, no crops), whose heatmap is output_hm_shape and whose camera is
+    # focal/princpt/camera_3d_size in input pixels; main/configs/pose2pose_{body,hand,face}.yaml hold their values.
+    arch: str = "hand4whole"
+    # In 'train' mode project detached 3D joints, so that the 2D loss trains only the camera: what Hand4Whole does
+    # when it trains on AGORA alone (main/configs/agora_finetune.yaml sets it).
+    proj_detach_joint_cam: bool = False
+    # In 'test' mode the whole-body model projects all 144 SMPL-X joints instead of the 137 supervision joints:
+    # AGORA's evaluation server takes 144 (set with data.testset=AGORA, as in agora_finetune.yaml).
+    test_all_joints: bool = False
 
     def __post_init__(self) -> None:
         # OmegaConf already checks lengths and element types when loading; this also covers direct
@@ -156,17 +165,18 @@ class ModelConfig:
         for name, choices in _MODEL_CHOICES.items():
             value = getattr(self, name)
             _require(value in choices, f"model.{name}", f"one of {choices}", value)
+        _require(self.arch in ARCHS, "model.arch", f"a model family, one of {ARCHS}", self.arch)
         for name in ("backbone_weights", "hand_backbone_weights", "face_backbone_weights"):
             _require(isinstance(getattr(self, name), str), f"model.{name}", "a path or ''", getattr(self, name))
-        for name in ("normalize_image", "roi_align_aligned"):
+        for name in ("normalize_image", "roi_align_aligned", "proj_detach_joint_cam", "test_all_joints"):
             _require(isinstance(getattr(self, name), bool), f"model.{name}", "true or false", getattr(self, name))
-        if self.part != "wholebody":
+        if self.arch.startswith("pose2pose_"):
             # A part model's heatmap is read off its backbone's stride-32 feature map, cell for cell.
             feature_hw = tuple(math.ceil(size / 32) for size in self.input_img_shape)
             _require(
                 self.output_hm_shape[1:] == feature_hw, "model.output_hm_shape",
                 f"(D, {feature_hw[0]}, {feature_hw[1]}): the stride-32 features of model.input_img_shape "
-                f"{self.input_img_shape} for model.part={self.part} (see main/configs/pose2pose_{self.part}.yaml)",
+                f"{self.input_img_shape} for model.arch={self.arch} (see main/configs/{self.arch}.yaml)",
                 self.output_hm_shape,
             )  # fmt: skip
 
@@ -176,7 +186,6 @@ _MODEL_CHOICES: dict[str, tuple[str, ...]] = {
     "hand_position_head": ("pose2pose", "v2v"),
     "body_resize_mode": ("nearest", "bilinear", "area"),
     "left_hand_unflip": ("heatmap", "pixel"),
-    "part": ("wholebody", "body", "hand", "face"),
 }
 
 
@@ -224,6 +233,9 @@ class DataConfig:
     trainset_3d: list[str] = field(default_factory=lambda: ["Human36M"])
     trainset_2d: list[str] = field(default_factory=lambda: ["MSCOCO", "MPII"])
     testset: str = "EHF"
+    # The split test.py evaluates: '' for the test set's own (its TEST_SPLIT: AGORA 'validation', as Hand4Whole),
+    # or a split name, e.g. 'test' for AGORA's test split (detections, no GT: one .pkl per person for the server).
+    test_split: str = ""
     num_thread: int = 8  # DataLoader worker processes
     # Dataset folders by dataset name, e.g. {AGORA: /datasets/agora}; a dataset not listed reads
     # <data_dir>/<NAME>/data as Hand4Whole did. Relative paths are relative to the repository root.

@@ -1,13 +1,14 @@
 """The whole-body model (Hand4Whole): body -> hand/face boxes -> crops -> part heads -> SMPL-X -> joints and mesh.
 
-`get_model(cfg, mode)` builds it from a `Config`. Its `state_dict()` has exactly the keys and shapes of the
-public Hand4Whole checkpoints (shared/reference/hand4whole_state_dict.tsv), so `snapshot_6.pth.tar` loads with
+`get_wholebody_model(cfg, mode)` builds it from a `Config` (main/model.py's family 'hand4whole'). Its
+`state_dict()` has exactly the keys and shapes of the public Hand4Whole checkpoints
+(tests/main/checkpoint_layouts/hand4whole_state_dict.tsv), so `snapshot_6.pth.tar` loads with
 `common.engine.checkpoint.load_network_state`. The SMPL-X layer's buffers are non-persistent: they move with
 `.to(device)` but stay out of checkpoints.
 
 Called as Hand4Whole's model: `model(inputs, targets, meta_info, mode)` with `inputs = {'img': (B, 3, 512, 384)
 float RGB in [0, 1]}`. One forward path (`predict`) computes the predictions; 'train' mode returns the loss terms
-of `common.nets.loss.compute_losses`, 'test' mode Hand4Whole's output dict (`test_outputs`).
+of `common.nets.loss.compute_losses`, 'test' mode Hand4Whole's output keys, predictions only (`test_outputs`).
 """
 
 import torch
@@ -38,9 +39,8 @@ from common.nets import (
 from common.nets.layers import xy_constant
 from common.paths import resolve_repo_path
 from main.config import Config, LossConfig, ModelConfig
-from main.pose2pose_model import PartModel, get_part_model
 
-__all__ = ["MODES", "WholeBodyModel", "get_model"]
+__all__ = ["MODES", "WholeBodyModel", "get_wholebody_model"]
 
 MODES: tuple[str, ...] = ("train", "test")
 _IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -145,7 +145,7 @@ class WholeBodyModel(nn.Module):
             if targets is None or meta_info is None:
                 raise ValueError("'train' mode needs targets and meta_info")
             return compute_losses(pred, targets, meta_info, self.loss_cfg, self.hm_shapes)
-        return self.test_outputs(inputs, pred, targets or {}, meta_info or {})
+        return self.test_outputs(pred)
 
     def predict(self, img: Tensor, detach_proj: bool = False, all_joints: bool = False) -> dict[str, Tensor]:
         """The forward pass shared by both modes.
@@ -158,7 +158,7 @@ class WholeBodyModel(nn.Module):
         Returns:
             The predictions `compute_losses` reads (see its docstring) plus the SMPL-X parameters by part
             (smplx_{root,body,lhand,rhand,jaw}_pose axis-angle), cam_trans (B, 3) metres, mesh_cam (B, V, 3) metres
-            and {lhand,rhand,face}_bbox (B, 4) crop boxes in body-input pixels.
+            and {lhand,rhand,face}_bbox_xyxy_body (B, 4) crop boxes in body-input pixels.
         """
         if self.cfg.normalize_image:
             img = (img - self.image_mean.to(img.dtype)) / self.image_std.to(img.dtype)
@@ -198,7 +198,7 @@ class WholeBodyModel(nn.Module):
             "joint_img": torch.cat((body_joint_img, hands["lhand_joint_img"], hands["rhand_joint_img"]), dim=1),
             **{f"{part}_bbox_center": getattr(box, f"{part}_center") for part in ("lhand", "rhand", "face")},
             **{f"{part}_bbox_size": getattr(box, f"{part}_size") for part in ("lhand", "rhand", "face")},
-            **{f"{part}_bbox": crop[part] for part in ("lhand", "rhand", "face")},
+            **{f"{part}_bbox_xyxy_body": crop[part] for part in ("lhand", "rhand", "face")},
             "lhand_bbox_hm": crop["lhand"] * hm_scale,  # (B, 4) xyxy body-heatmap units
             "rhand_bbox_hm": crop["rhand"] * hm_scale,
         }
@@ -256,21 +256,14 @@ class WholeBodyModel(nn.Module):
             "rhand_feat": hand_feat[batch:],
         }
 
-    def test_outputs(
-        self,
-        inputs: dict[str, Tensor],
-        pred: dict[str, Tensor],
-        targets: dict[str, Tensor],
-        meta_info: dict[str, Tensor],
-    ) -> dict[str, Tensor]:
-        """Hand4Whole's test-mode dict.
+    def test_outputs(self, pred: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Hand4Whole's test-mode keys, predictions only (ground truth for evaluation travels beside them).
 
         Returns:
-            img (B, 3, H, W) the input; joint_img (B, 65, 3) body-heatmap units (hands mapped back from their
-            boxes); joint_cam (B, 137, 3); smplx_joint_proj (B, 137 or 144, 2) body-heatmap units; smplx_mesh_cam
-            (B, V, 3); smplx_{root,jaw}_pose (B, 3), smplx_body_pose (B, 63), smplx_{l,r}hand_pose (B, 45),
-            smplx_shape, smplx_expr (B, 10); cam_trans (B, 3); {lhand,rhand,face}_bbox (B, 4) xyxy pixels of the
-            input image; and smplx_mesh_cam_target, smpl_mesh_cam_target, bb2img_trans passed through when given.
+            joint_img (B, 65, 3) body-heatmap units (hands mapped back from their boxes); joint_cam (B, 137, 3);
+            smplx_joint_proj (B, 137 or 144, 2) body-heatmap units; smplx_mesh_cam (B, V, 3); smplx_{root,jaw}_pose
+            (B, 3), smplx_body_pose (B, 63), smplx_{l,r}hand_pose (B, 45), smplx_shape, smplx_expr (B, 10);
+            cam_trans (B, 3); {lhand,rhand,face}_bbox_xyxy_crop (B, 4) xyxy pixels of the input crop.
         """
         joint_img = pred["joint_img"]  # (B, 65, 3), hands in their boxes' heatmaps
         parts = [joint_img[:, _POS.parts["body"].start : _POS.parts["body"].stop]]
@@ -280,7 +273,7 @@ class WholeBodyModel(nn.Module):
         joint_img = torch.cat(parts, dim=1)  # (B, 65, 3) body-heatmap units
         (img_h, img_w), (body_h, body_w) = self.cfg.input_img_shape, self.cfg.input_body_shape
         to_img = xy_constant(pred["cam_trans"], img_w / body_w, img_h / body_h, pairs=2)  # (4,)
-        out = {"img": inputs["img"], "joint_img": joint_img, "joint_cam": pred["joint_cam"]}
+        out = {"joint_img": joint_img, "joint_cam": pred["joint_cam"]}
         out |= {
             "smplx_joint_proj": pred["joint_proj"],
             "smplx_mesh_cam": pred["mesh_cam"],
@@ -288,27 +281,23 @@ class WholeBodyModel(nn.Module):
         }
         names = ("root_pose", "body_pose", "lhand_pose", "rhand_pose", "jaw_pose", "shape", "expr")
         out |= {f"smplx_{name}": pred[f"smplx_{name}"] for name in names}
-        out |= {f"{part}_bbox": pred[f"{part}_bbox"] * to_img for part in ("lhand", "rhand", "face")}
-        passed = (
-            (targets, "smplx_mesh_cam", "smplx_mesh_cam_target"),
-            (targets, "smpl_mesh_cam", "smpl_mesh_cam_target"),
-            (meta_info, "bb2img_trans", "bb2img_trans"),
-        )  # what the datasets' evaluate() reads back, as in Hand4Whole
-        out |= {name: source[key] for source, key, name in passed if key in source}
+        # The part boxes in the pixels of the input crop; `pred` holds them in body-input pixels.
+        out |= {
+            f"{part}_bbox_xyxy_crop": pred[f"{part}_bbox_xyxy_body"] * to_img for part in ("lhand", "rhand", "face")
+        }
         return out
 
 
-def get_model(cfg: Config, mode: str) -> WholeBodyModel | PartModel:
-    """Builds the model of a config: the whole-body model, or with `model.part` 'body', 'hand' or 'face' the
-    Pose2Pose part model (main/pose2pose_model.py, `get_part_model`).
+def get_wholebody_model(cfg: Config, mode: str) -> WholeBodyModel:
+    """Builds the whole-body model of a config.
 
     In 'train' mode the heads get Hand4Whole's init (`init_head_weights`) and each backbone loads the local
     ImageNet file its config names (`model.backbone_weights` etc.; '' keeps the random init). In 'test' mode the
-    weights are left for a checkpoint to fill. As in Hand4Whole, training on AGORA alone projects detached joints,
-    and testing on AGORA projects all 144 SMPL-X joints.
+    weights are left for a checkpoint to fill. `model.proj_detach_joint_cam` and `model.test_all_joints` switch
+    Hand4Whole's two AGORA behaviours (the agora_finetune overlay sets both).
 
     Args:
-        cfg: the experiment config; reads cfg.model, cfg.loss, cfg.data and cfg.human_model_path.
+        cfg: the experiment config; reads cfg.model, cfg.loss and cfg.human_model_path.
         mode: 'train' or 'test'.
 
     Returns:
@@ -316,13 +305,9 @@ def get_model(cfg: Config, mode: str) -> WholeBodyModel | PartModel:
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; accepted: {MODES}")
-    if cfg.model.part != "wholebody":
-        return get_part_model(cfg, mode)
     smplx_layer = get_body_models(cfg.human_model_path).smplx("neutral")
-    agora_only = cfg.data.trainset_3d == ["AGORA"] and not cfg.data.trainset_2d
-    model = WholeBodyModel(
-        cfg.model, cfg.loss, smplx_layer, proj_detach_joint_cam=agora_only, test_all_joints=cfg.data.testset == "AGORA"
-    )
+    model = WholeBodyModel(cfg.model, cfg.loss, smplx_layer, proj_detach_joint_cam=cfg.model.proj_detach_joint_cam,
+                           test_all_joints=cfg.model.test_all_joints)  # fmt: skip
     if mode == "train":
         for head in model.heads():
             head.apply(init_head_weights)

@@ -5,7 +5,7 @@ backbone (`model.resnet_type`); no boxes, no RoI crops. Body and hand: PositionN
 -> joints -> PartRotationNet (root, pose, shape, camera); face: FlameRegressor on the pooled feature. The part's
 layer runs once per batch, its joints are projected with the virtual camera (`focal`, `princpt` in input pixels,
 t_z = k * sigmoid(gamma) with `camera_3d_size`) into heatmap units, and made root-relative. `state_dict()` keys
-and shapes equal shared/reference/pose2pose_{body,hand,face}_state_dict.tsv; the layers' buffers are
+and shapes equal tests/main/checkpoint_layouts/pose2pose_{body,hand,face}_state_dict.tsv; the layers' buffers are
 non-persistent, as the reference strips them on save.
 
 Called like the whole-body model: `model(inputs, targets, meta_info, mode)` with `inputs = {'img': (B, 3, H, W)
@@ -38,11 +38,17 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 from torch import Tensor, nn
 
 from common.body_models import get_body_models, joint_sets
-from common.body_models.joint_sets import JointSet
+from common.body_models.part_joints import (
+    PART_JOINTS,
+    POSE2POSE_BODY_JOINTS,
+    POSE2POSE_BODY_POS_NAMES,
+    SMPL_MCP_VERTICES,
+    SMPL_OUTPUT,
+    gather_part_joints,
+)
 from common.geometry import camera_translation, mirror_axis_angle, project_points, rot6d_to_axis_angle
 from common.nets import (
     FlameRegressor,
@@ -76,27 +82,8 @@ PARTS: tuple[str, ...] = ("body", "hand", "face")
 MODES: tuple[str, ...] = ("train", "test")
 _SHAPE_DIM = _EXPR_DIM = 10
 
-SMPL_OUTPUT = JointSet.from_names((*joint_sets.SMPL_JOINTS.names, *joint_sets.SMPLX_VERTEX_KEYPOINTS))
-"""The 45 joints of smplx.SMPL's output: 24 skeleton joints, then smplx's 21 vertex keypoints (SMPL-H ids)."""
-SMPL_MCP_VERTICES: dict[str, int] = {
-    "L_Index_1": 2274, "L_Middle_1": 2270, "L_Ring_1": 2293, "L_Pinky_1": 2173,
-    "R_Index_1": 5595, "R_Middle_1": 5675, "R_Ring_1": 5636, "R_Pinky_1": 5655,
-}  # fmt: skip
-"""SMPL vertices Pose2Pose takes as the MCP joints, which SMPL has no joints for (facts of SMPL's topology; on the
-synthetic stand-in they are mere mesh points, as only smplx's keypoint vertices are placed anatomically there)."""
-_BODY_POS_NAMES = joint_sets.POS_JOINTS.names[: len(joint_sets.POS_JOINTS.parts["body"])]
-BODY_JOINTS = JointSet.from_names(
-    (*_BODY_POS_NAMES[:14], *SMPL_MCP_VERTICES, "Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear",
-     "L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel"),
-)  # fmt: skip
-"""Pose2Pose's 33 body supervision joints in its order: 14 body joints, 8 MCP, nose, eyes, ears, 6 foot joints."""
-_BODY_POS_IDX = BODY_JOINTS.indices(_BODY_POS_NAMES)  # (25,) the PositionNet joints within the 33
-# The joints Pose2Pose's part models supervise, and the joint that each set is made relative to.
-_JOINT_SETS: dict[str, tuple[JointSet, str]] = {
-    "body": (BODY_JOINTS, "Pelvis"),
-    "hand": (joint_sets.HAND_21, "Wrist"),
-    "face": (joint_sets.FLAME_OUTPUT, joint_sets.FLAME_OUTPUT.names[0]),
-}
+BODY_JOINTS = POSE2POSE_BODY_JOINTS  # the name the tests and Pose2Pose's docs use
+_BODY_POS_IDX = BODY_JOINTS.indices(POSE2POSE_BODY_POS_NAMES)  # (25,) the PositionNet joints within the 33
 # Pose2Pose's loss terms have no weights of their own: each takes the whole-body term of the same role's weight.
 _WEIGHT_OF_ROLE = {"pose": "smplx_pose", "root_pose": "smplx_pose", "jaw_pose": "smplx_pose", "shape": "smplx_shape",
                    "expr": "smplx_expr", "joint_cam": "smplx_joint_cam", "joint_img": "smplx_joint_img"}  # fmt: skip
@@ -126,8 +113,10 @@ class PartModel(nn.Module):
     ) -> None:
         super().__init__()
         self.cfg, self.loss_cfg, self.proj_detach_joint_cam = model_cfg, loss_cfg, proj_detach_joint_cam
-        self.joint_set, root_name = _JOINT_SETS[self.part]
-        self.root_idx = self.joint_set.index(root_name)
+        joints = PART_JOINTS[self.part]
+        self.joint_set, self.root_idx = joints.joint_set, joints.root_idx
+        self.register_buffer("vertex_ids", torch.from_numpy(joints.vertex_ids.copy()), persistent=False)
+        self.register_buffer("joint_gather", torch.from_numpy(joints.gather.copy()), persistent=False)
         (img_h, img_w), (_, hm_h, hm_w) = model_cfg.input_img_shape, model_cfg.output_hm_shape
         self.px_to_hm = (hm_w / img_w, hm_h / img_h)  # (x, y) heatmap cells per input pixel
         self.backbone = build_backbone(model_cfg.resnet_type)
@@ -166,7 +155,7 @@ class PartModel(nn.Module):
                 raise ValueError("'train' mode needs targets and meta_info")
             losses = self.compute_losses(pred, targets, meta_info)
             return {name: losses[name] * self._weight(name) for name in self.loss_terms}
-        return self.test_outputs(inputs, pred, targets or {}, meta_info or {})
+        return self.test_outputs(pred)
 
     def predict(self, inputs: dict[str, Tensor], detach_proj: bool = False) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -247,24 +236,16 @@ class PartModel(nn.Module):
             ),
         }  # fmt: skip
 
-    def test_outputs(
-        self,
-        inputs: dict[str, Tensor],
-        pred: dict[str, Tensor],
-        targets: dict[str, Tensor],
-        meta_info: dict[str, Tensor],
-    ) -> dict[str, Tensor]:
-        """The reference's test-mode dict for the part (prefix P = smpl | mano | flame).
+    def test_outputs(self, pred: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The reference's test-mode dict for the part (prefix P = smpl | mano | flame), predictions only.
 
         Returns:
-            img (B, 3, H, W); cam_trans (B, 3) metres; P_mesh_cam (B, V, 3) metres; P_joint_cam (B, K, 3)
-            root-relative metres; P_joint_proj (B, K, 2) heatmap units; the part's parameters (`param_keys`);
-            joint_img (B, J, 3) heatmap units (body, hand); and P_mesh_cam_target, bb2img_trans, joint_img_target,
-            joint_valid passed through when given.
+            cam_trans (B, 3) metres; P_mesh_cam (B, V, 3) metres; P_joint_cam (B, K, 3) root-relative metres;
+            P_joint_proj (B, K, 2) heatmap units; the part's parameters (`param_keys`); joint_img (B, J, 3) heatmap
+            units (body, hand). Ground truth for evaluation travels beside it (common/engine/tester.py).
         """
         prefix = self.prefix
         out = {
-            "img": inputs["img"],
             "cam_trans": pred["cam_trans"],
             f"{prefix}_mesh_cam": pred["mesh_cam"],
             f"{prefix}_joint_cam": pred["joint_cam"],
@@ -273,13 +254,6 @@ class PartModel(nn.Module):
         out |= {key: pred[key] for key in self.param_keys}
         if "joint_img" in pred:
             out["joint_img"] = pred["joint_img"]
-        passed = (
-            (targets, f"{prefix}_mesh_cam", f"{prefix}_mesh_cam_target"),
-            (targets, "joint_img", "joint_img_target"),
-            (meta_info, "joint_valid", "joint_valid"),
-            (meta_info, "bb2img_trans", "bb2img_trans"),
-        )  # what evaluation reads back, as in the reference
-        out |= {name: source[key] for source, key, name in passed if key in source}
         return out
 
     @property
@@ -300,15 +274,10 @@ class BodyPartModel(PartModel):
     ) -> None:
         super().__init__(model_cfg, loss_cfg, layer, proj_detach_joint_cam)
         channels = self.backbone.out_channels
-        self.position_net = PositionNet(len(_BODY_POS_NAMES), model_cfg.output_hm_shape, channels)
+        self.position_net = PositionNet(len(POSE2POSE_BODY_POS_NAMES), model_cfg.output_hm_shape, channels)
         # SMPL's 23 joints besides the root; its two hand joints are not estimated (no hand features here).
         self.rot_joint_num = len(joint_sets.SMPL_JOINTS) - 3
-        self.rotation_net = PartRotationNet(len(_BODY_POS_NAMES), channels, self.rot_joint_num, _SHAPE_DIM)
-        # The 33 supervision joints gathered from [the 45 output joints, the 8 MCP vertices].
-        sources = (*SMPL_OUTPUT.names, *SMPL_MCP_VERTICES)
-        gather = [sources.index(name) for name in BODY_JOINTS.names]
-        self.register_buffer("joint_gather", torch.tensor(gather, dtype=torch.long), persistent=False)
-        self.register_buffer("mcp_vertex_ids", torch.tensor(list(SMPL_MCP_VERTICES.values())), persistent=False)
+        self.rotation_net = PartRotationNet(len(POSE2POSE_BODY_POS_NAMES), channels, self.rot_joint_num, _SHAPE_DIM)
         self.register_buffer("pos_idx", torch.from_numpy(_BODY_POS_IDX.copy()), persistent=False)
 
     def predict(self, inputs: dict[str, Tensor], detach_proj: bool = False) -> dict[str, Tensor]:
@@ -327,7 +296,9 @@ class BodyPartModel(PartModel):
             output = self.layer(
                 betas=shape.to(dtype), global_orient=pose[:, :3].to(dtype), body_pose=pose[:, 3:].to(dtype)
             )
-            joints = torch.cat((output.joints, output.vertices[:, self.mcp_vertex_ids]), dim=1)[:, self.joint_gather]
+            joints = gather_part_joints(
+                output.joints, output.vertices, self.vertex_ids, self.joint_gather
+            )  # (B, 33, 3)
             placed = self._place(joints, output.vertices, cam_trans.to(dtype), detach_proj)
         return {"joint_img": joint_img, "smpl_pose": pose, "smpl_shape": shape, **placed}
 
@@ -366,13 +337,8 @@ class HandPartModel(PartModel):
         self.position_net = PositionNet(joint_num, model_cfg.output_hm_shape, channels)
         self.rot_joint_num = len(joint_sets.MANO_SKELETON) - 1  # 15 finger joints
         self.rotation_net = PartRotationNet(joint_num, channels, self.rot_joint_num, _SHAPE_DIM)
-        # The 21 joints gathered from [MANO's 16 output joints, the 5 fingertip vertices smplx uses (the
-        # stand-in's fingertips; the reference took vertices 1-3 away: 745, 317, 445, 556, 673)].
-        tips = {f"{finger.capitalize()}_4": vertex for finger, vertex in SMPLX_VERTEX_IDS["mano"].items()}
-        sources = (*joint_sets.MANO_SKELETON.names, *tips)
-        gather = [sources.index(name) for name in joint_sets.HAND_21.names]
-        self.register_buffer("joint_gather", torch.tensor(gather, dtype=torch.long), persistent=False)
-        self.register_buffer("tip_vertex_ids", torch.tensor(list(tips.values())), persistent=False)
+        # The 21 joints: MANO's 16 and the 5 fingertip vertices smplx uses (common/body_models/part_joints.py; the
+        # reference took vertices 1-3 away: 745, 317, 445, 556, 673).
         self.register_buffer("pos_idx", torch.arange(joint_num), persistent=False)
 
     def _mirror_joint_img(self, joint_img: Tensor) -> Tensor:
@@ -404,7 +370,9 @@ class HandPartModel(PartModel):
             output = self.layer(
                 betas=shape.to(dtype), global_orient=root.to(dtype), hand_pose=fingers.flatten(1).to(dtype)
             )
-            joints = torch.cat((output.joints, output.vertices[:, self.tip_vertex_ids]), dim=1)[:, self.joint_gather]
+            joints = gather_part_joints(
+                output.joints, output.vertices, self.vertex_ids, self.joint_gather
+            )  # (B, 21, 3)
             placed = self._place(joints, output.vertices, cam_trans.to(dtype), detach_proj, mirror=left)
         pose = torch.cat((root[:, None], fingers), dim=1)  # (B, 16, 3)
         if left is not None:
@@ -482,18 +450,19 @@ class FacePartModel(PartModel):
 
 
 PART_MODELS: dict[str, type[PartModel]] = {"body": BodyPartModel, "hand": HandPartModel, "face": FacePartModel}
-"""Part models by `model.part`."""
+"""Part models by part name ('body', 'hand', 'face'; `model.arch` is 'pose2pose_' + the part)."""
 
 
 def get_part_model(cfg: Config, mode: str) -> PartModel:
-    """Builds the Pose2Pose part model of a config (`cfg.model.part` in PARTS).
+    """Builds the Pose2Pose part model of a config (`cfg.model.arch` 'pose2pose_body', '_hand' or '_face').
 
     In 'train' mode the heads get Hand4Whole's init (`init_head_weights`) and the backbone loads the local ImageNet
     file `model.backbone_weights` names ('' keeps the random init); in 'test' mode the weights are left for a
-    checkpoint. Training on AGORA alone projects detached joints, as the reference does.
+    checkpoint. `model.proj_detach_joint_cam` projects detached joints in training (the reference does so when
+    training on AGORA alone).
 
     Args:
-        cfg: the experiment config; reads cfg.model, cfg.loss, cfg.data and cfg.human_model_path.
+        cfg: the experiment config; reads cfg.model, cfg.loss and cfg.human_model_path.
         mode: 'train' or 'test'.
 
     Returns:
@@ -501,14 +470,16 @@ def get_part_model(cfg: Config, mode: str) -> PartModel:
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; accepted: {MODES}")
-    part = cfg.model.part
+    part = cfg.model.arch.removeprefix("pose2pose_")
     if part not in PART_MODELS:
-        raise ValueError(f"model.part={part!r} is not a part model; part models: {sorted(PART_MODELS)}")
+        raise ValueError(f"model.arch={cfg.model.arch!r} is not a part model; part models: "
+                         f"{', '.join('pose2pose_' + p for p in PART_MODELS)}")  # fmt: skip
     body_models = get_body_models(cfg.human_model_path)
     layers = {"body": lambda: body_models.smpl("neutral"), "hand": lambda: body_models.mano("right"),
               "face": body_models.flame}  # fmt: skip
-    agora_only = cfg.data.trainset_3d == ["AGORA"] and not cfg.data.trainset_2d
-    model = PART_MODELS[part](cfg.model, cfg.loss, layers[part](), proj_detach_joint_cam=agora_only)
+    model = PART_MODELS[part](
+        cfg.model, cfg.loss, layers[part](), proj_detach_joint_cam=cfg.model.proj_detach_joint_cam
+    )
     if mode == "train":
         for head in model.heads():
             head.apply(init_head_weights)

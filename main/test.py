@@ -22,7 +22,7 @@ from common.engine.run_log import RunPaths
 from common.engine.snapshot import SnapshotError, snapshot_path
 from common.engine.tester import TestJob, run_test
 from main.config import ConfigError, load_config
-from main.model import get_model
+from main.model import get_family
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     from data import build_testset  # here, not at the top: importing the datasets is not needed for --help
     from data.dataset import worker_init_fn
 
-    job = TestJob(cfg, checkpoint, functools.partial(get_model, mode="test"), build_testset, worker_init_fn)
+    family = get_family(cfg)
+    job = TestJob(cfg, checkpoint, functools.partial(family.build_model, mode="test"), build_testset, worker_init_fn,
+                  family.collate_fn)  # fmt: skip
     run_test(job, plan, user_errors=(ConfigError,))
     return 0
 

@@ -1,7 +1,8 @@
-"""Train the whole-body model: one process per listed GPU (DistributedDataParallel), or the CPU without CUDA.
+"""Train the config's model family (`model.arch`, default Hand4Whole): one process per listed GPU (DDP), or the CPU.
 
     cd main && python train.py --gpu 0-3 --lr 1e-4 [--continue] [--cfg agora_finetune] [train.end_epoch=10 ...]
     python -m main.train --gpu 0 ...          (the same, from the repository root)
+    python train.py --gpu 0 --cfg pose2pose_hand      (another family: its yaml overlay sets model.arch)
     torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 main/train.py --gpu 0-3
 
 Writes output/model_dump/snapshot_{epoch}.pth.tar after every epoch, output/log/train_logs.txt, TensorBoard files
@@ -26,7 +27,7 @@ from common.engine.run_log import RunPaths
 from common.engine.snapshot import latest_snapshot
 from common.engine.trainer import TrainJob, run_training
 from main.config import ConfigError, config_to_dict, load_config, save_config
-from main.model import get_model
+from main.model import get_family
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     from data import build_trainset  # here, not at the top: importing the datasets is not needed for --help
     from data.dataset import worker_init_fn
 
-    job = TrainJob(cfg, config_to_dict(cfg), functools.partial(get_model, mode="train"), build_trainset,
-                   resume=args.resume, worker_init_fn=worker_init_fn)  # fmt: skip
+    family = get_family(cfg)
+    job = TrainJob(cfg, config_to_dict(cfg), functools.partial(family.build_model, mode="train"), build_trainset,
+                   resume=args.resume, worker_init_fn=worker_init_fn, make_picture=family.make_picture,
+                   param_groups=family.param_groups, collate_fn=family.collate_fn)  # fmt: skip
     try:
         run_training(job, plan, user_errors=(ConfigError,))
     except NonFiniteLossError as exc:

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import torch
 
+from common.engine.cli import run_cli
 from common.engine.snapshot import SnapshotError, read_snapshot, write_snapshot
 from common.paths import REPO_ROOT
 
@@ -76,15 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-hand-heads", action="store_true", help="keep the whole-body hand heads")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    try:
-        wholebody, hand = read_snapshot(args.wholebody), read_snapshot(args.hand)
-        merged, copied, dropped = merge_hand_into_wholebody(wholebody["network"], hand["network"], args.keep_hand_heads)
-        snapshot = {"epoch": 0, "network": merged, "partial": bool(dropped),
-                    "source": f"merge_hand_to_all: {args.wholebody} + hand backbone of {args.hand}"}  # fmt: skip
-        write_snapshot(snapshot, args.out, overwrite=args.force)
-    except SnapshotError as exc:
-        print(f"merge_hand_to_all: {exc}", file=sys.stderr)
-        return 1
+    wholebody, hand = read_snapshot(args.wholebody), read_snapshot(args.hand)
+    merged, copied, dropped = merge_hand_into_wholebody(wholebody["network"], hand["network"], args.keep_hand_heads)
+    snapshot = {"epoch": 0, "network": merged, "partial": bool(dropped),
+                "source": f"merge_hand_to_all: {args.wholebody} + hand backbone of {args.hand}"}  # fmt: skip
+    write_snapshot(snapshot, args.out, overwrite=args.force)
     print(f"copied {len(copied)} tensors into {TARGET_PREFIX}* (e.g. {copied[0]})")
     print(f"dropped {len(dropped)} tensors: " + (", ".join(sorted({k.split(".")[0] for k in dropped})) or "none"))
     print(f"wrote {args.out} (epoch 0: training with --continue starts at epoch 1)")
@@ -92,4 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, prog="merge_hand_to_all.py"))

@@ -17,10 +17,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
 
-from common.engine.snapshot import SnapshotError, read_snapshot, write_snapshot
+from common.engine.cli import run_cli
+from common.engine.snapshot import read_snapshot, write_snapshot
 from common.paths import REPO_ROOT
 
-TRAINING_STATE_KEYS = ("optimizer", "scheduler", "scaler", "rng")
+TRAINING_STATE_KEYS = ("optimizer", "scheduler", "scaler", "rng_states")  # what common/engine/trainer.py saves
 
 
 def reset_epoch(snapshot: Mapping[str, Any], keep_optimizer: bool = False) -> dict[str, Any]:
@@ -37,16 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-optimizer", action="store_true", help="keep optimizer/scheduler/scaler states")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    try:
-        snapshot = read_snapshot(args.src)
-        old_epoch = snapshot.get("epoch")
-        write_snapshot(reset_epoch(snapshot, args.keep_optimizer), args.out, overwrite=args.force)
-    except SnapshotError as exc:
-        print(f"reset_epoch: {exc}", file=sys.stderr)
-        return 1
+    snapshot = read_snapshot(args.src)
+    old_epoch = snapshot.get("epoch")
+    write_snapshot(reset_epoch(snapshot, args.keep_optimizer), args.out, overwrite=args.force)
     print(f"wrote {args.out}: epoch {old_epoch} -> 0" + ("" if args.keep_optimizer else ", training state dropped"))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, prog="reset_epoch.py"))

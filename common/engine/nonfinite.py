@@ -22,7 +22,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 def describe_nonfinite(names: Sequence[str], values: Sequence[float]) -> str:
-    """'joint_cam = nan, smplx_pose = inf': the terms that are not finite (all finite: their sum overflowed)."""
+    """'joint_cam = nan, joint_img = inf': the terms that are not finite (all finite: their sum overflowed)."""
     bad = [f"{name} = {value}" for name, value in zip(names, values, strict=True) if not math.isfinite(value)]
     return ", ".join(bad) or "the sum of the terms overflowed"
 

@@ -5,15 +5,15 @@ i goes to rank i % world_size, so no sample is padded in or counted twice) and c
 each batch, as Hand4Whole does, so only per-sample metrics travel between processes, never meshes. Rank 0
 gathers them in sample order and calls the dataset's `report`, which writes output/result/<dataset>/metrics.json.
 
-`evaluate(outs, indices)` receives, per sample, the model's test outputs (numpy, no batch dimension; the input
-crop 'img' is left out) plus the sample's 'smplx_mesh_cam_target', 'smplx_mesh_valid', 'bb2img_trans' and
-'img2bb_trans' when the test split provides them (data/dataset.py, EvalTargets and EvalMetaInfo).
+`evaluate(outs, indices)` receives, per sample, the model's test outputs (predictions only; numpy, no batch
+dimension) plus the ground truth the dataset names in its `eval_extras` (the family's target builder decides:
+e.g. Hand4Whole's GT mesh, its mask and the crop maps: data/targets/hand4whole.py, EVAL_EXTRAS).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,14 +35,6 @@ __all__ = ["TestJob", "per_sample_outputs", "run_test", "test_worker"]
 
 logger = logging.getLogger(__name__)
 
-# Per-sample ground truth and crop transforms passed to evaluate: (source dict, key there, key in the outs).
-_EVAL_EXTRAS = (
-    ("targets", "smplx_mesh_cam", "smplx_mesh_cam_target"),
-    ("meta_info", "smplx_mesh_valid", "smplx_mesh_valid"),
-    ("meta_info", "bb2img_trans", "bb2img_trans"),
-    ("meta_info", "img2bb_trans", "img2bb_trans"),
-)
-
 
 @dataclass(frozen=True)
 class TestJob:
@@ -52,8 +44,10 @@ class TestJob:
         cfg: the experiment config (main.config.Config).
         checkpoint: the snapshot to evaluate.
         build_model: cfg -> the network in test mode (weights to be loaded), on the CPU.
-        build_testset: cfg -> the test dataset, with `evaluate(outs, indices)` and `report(result, output_dir)`.
+        build_testset: cfg -> the test dataset, with `evaluate(outs, indices)`, `report(result, output_dir)` and
+            `eval_extras` ((where, key, name) of the ground truth `evaluate` reads).
         worker_init_fn: DataLoader worker set-up (data.dataset.worker_init_fn).
+        collate_fn: the DataLoader's collate function; None for the default stacking.
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -63,6 +57,7 @@ class TestJob:
     build_model: Callable[[Any], nn.Module]
     build_testset: Callable[[Any], Dataset]
     worker_init_fn: Callable[[int], None] | None = None
+    collate_fn: Callable[[Any], Any] | None = None
 
 
 def run_test(job: TestJob, plan: LaunchPlan, user_errors: tuple[type[BaseException], ...] = ()) -> None:
@@ -71,12 +66,21 @@ def run_test(job: TestJob, plan: LaunchPlan, user_errors: tuple[type[BaseExcepti
 
 
 def per_sample_outputs(
-    out: dict[str, Tensor], targets: dict[str, Any], meta_info: dict[str, Any]
+    out: dict[str, Tensor],
+    targets: dict[str, Any],
+    meta_info: dict[str, Any],
+    extras: Sequence[tuple[str, str, str]] = (),
 ) -> list[dict[str, np.ndarray]]:
-    """Splits a batch of test outputs into one numpy dict per sample, with the evaluation extras added."""
+    """Splits a batch of test outputs into one numpy dict per sample, with the ground truth `extras` names added.
+
+    Args:
+        out: the model's test-mode outputs, (B, ...) tensors.
+        targets, meta_info: the batch's collated targets and masks.
+        extras: (where 'targets' | 'meta_info', key there, name in the result); absent keys are skipped.
+    """
     sources = {"targets": targets, "meta_info": meta_info}
-    batch = {key: value for key, value in out.items() if key != "img"}
-    batch |= {name: sources[where][key] for where, key, name in _EVAL_EXTRAS if key in sources[where]}
+    batch = dict(out)
+    batch |= {name: sources[where][key] for where, key, name in extras if key in sources[where]}
     arrays = {key: value.detach().float().cpu().numpy() for key, value in batch.items()}
     size = len(next(iter(arrays.values())))
     return [{key: value[i] for key, value in arrays.items()} for i in range(size)]
@@ -94,14 +98,15 @@ def test_worker(ctx: WorkerContext, job: TestJob) -> None:
         indices = list(range(ctx.rank, len(dataset), ctx.world_size))
         loader = DataLoader(Subset(dataset, indices), batch_size=cfg.test.test_batch_size, shuffle=False,
                             num_workers=cfg.data.num_thread, pin_memory=ctx.device.type == "cuda",
-                            worker_init_fn=job.worker_init_fn)  # fmt: skip
+                            worker_init_fn=job.worker_init_fn, collate_fn=job.collate_fn)  # fmt: skip
         batches: list[tuple[list[int], dict[str, list[float]]]] = []
         start = 0
         with torch.inference_mode():
             for inputs, targets, meta_info in tqdm(loader, desc=f"test {job.checkpoint.name}", disable=not ctx.is_main,
                                                    dynamic_ncols=True):  # fmt: skip
                 inputs, targets, meta_info = (to_device(d, ctx.device) for d in (inputs, targets, meta_info))
-                outs = per_sample_outputs(model(inputs, targets, meta_info, "test"), targets, meta_info)
+                outs = per_sample_outputs(model(inputs, targets, meta_info, "test"), targets, meta_info,
+                                          dataset.eval_extras)  # fmt: skip
                 batch_indices = indices[start : start + len(outs)]
                 start += len(outs)
                 batches.append((batch_indices, dataset.evaluate(outs, batch_indices)))

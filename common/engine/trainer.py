@@ -6,8 +6,9 @@ text log (output/log/train_logs.txt), TensorBoard scalars and mesh images (outpu
 snapshots (output/model_dump/snapshot_{epoch}.pth.tar). Loss values reach the host only every
 `train.log_interval` steps; NaN/inf losses are caught without a per-step synchronisation (common/engine/nonfinite).
 
-The model must be called as Hand4Whole's: `model(inputs, targets, meta_info, 'train')` returns a dict of scalar
-loss terms, `model(inputs, mode='test')['smplx_mesh_cam']` the (B, V, 3) meshes.
+The model is called as Hand4Whole's: `model(inputs, targets, meta_info, 'train')` returns a dict of scalar loss
+terms. Everything family-specific comes through the job's hooks (main/family.py): the model and training set
+builders, the training picture, the parameter groups and the collate function; this loop names no family's keys.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from common.body_models import get_body_models
 from common.engine.acceleration import autocast, make_optimizer, prepare_model
 from common.engine.checkpoint import load_network_state
 from common.engine.cli import UsageError
@@ -38,7 +38,6 @@ from common.engine.run_log import RunPaths, attach_log_file, detach_log_file, op
 from common.engine.schedule import make_scheduler
 from common.engine.seeding import capture_rng_state, restore_rng_state, seed_everything
 from common.engine.snapshot import latest_snapshot, prune_snapshots, read_snapshot, snapshot_path, write_snapshot
-from common.engine.visualize import MeshGridRenderer
 
 __all__ = ["TrainJob", "run_training", "set_train_mode", "to_device", "train_worker"]
 
@@ -56,6 +55,9 @@ class TrainJob:
         build_trainset: cfg -> the map-style training dataset (set_epoch(epoch) is called when it has one).
         resume: `--continue`: start from the highest snapshot in output/model_dump.
         worker_init_fn: DataLoader worker set-up (data.dataset.worker_init_fn).
+        make_picture: cfg -> the family's training picture (main.family.TrainingPicture), or None for none.
+        param_groups: (model, cfg) -> the optimizer's parameters or parameter groups; None for all parameters.
+        collate_fn: the DataLoader's collate function; None for the default stacking.
     """
 
     cfg: Any
@@ -64,6 +66,9 @@ class TrainJob:
     build_trainset: Callable[[Any], Dataset]
     resume: bool = False
     worker_init_fn: Callable[[int], None] | None = None
+    make_picture: Callable[[Any], Any] | None = None
+    param_groups: Callable[[nn.Module, Any], Any] | None = None
+    collate_fn: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -119,7 +124,8 @@ class _Trainer:
                 raise UsageError("train.batchnorm='sync' needs CUDA devices (SyncBatchNorm); use 'batch' or 'frozen'")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = prepare_model(model, ctx.device, train.channels_last, train.compile)
-        self.optimizer = make_optimizer(self.model.parameters(), train.lr, ctx.device)
+        params = self.model.parameters() if job.param_groups is None else job.param_groups(self.model, self.cfg)
+        self.optimizer = make_optimizer(params, train.lr, ctx.device)
         self.start_epoch, snapshot = self._resume()
         self.scheduler = make_scheduler(self.optimizer, train.lr_dec_epoch, train.lr_dec_factor, self.start_epoch)
         if snapshot is not None:
@@ -130,6 +136,7 @@ class _Trainer:
         self.loader = DataLoader(
             self.dataset, batch_size=train.train_batch_size, sampler=self.sampler, num_workers=self.cfg.data.num_thread,
             pin_memory=ctx.device.type == "cuda", drop_last=True, worker_init_fn=job.worker_init_fn,
+            collate_fn=job.collate_fn,
         )  # fmt: skip
         if len(self.loader) == 0:
             raise UsageError(f"the training set has {len(self.dataset)} samples: fewer than one batch of "
@@ -179,11 +186,8 @@ class _Trainer:
         logger.info("Training epochs %d-%d: %d steps of %d x %d process(es) on %s", self.start_epoch,
                     train.end_epoch - 1, steps, train.train_batch_size, ctx.world_size, ctx.device)  # fmt: skip
         writer = open_tensorboard(self.paths.tensorboard_dir) if ctx.is_main else None
-        cam = self.cfg.model  # the virtual camera lives in body-input pixels; the crop is larger
-        scale = (cam.input_img_shape[1] / cam.input_body_shape[1], cam.input_img_shape[0] / cam.input_body_shape[0])
-        painter = MeshGridRenderer(get_body_models(self.cfg.human_model_path).faces,
-                                   (cam.focal[0] * scale[0], cam.focal[1] * scale[1]),
-                                   (cam.princpt[0] * scale[0], cam.princpt[1] * scale[1]))  # fmt: skip
+        drawing = ctx.is_main and train.vis_interval > 0 and self.job.make_picture is not None
+        painter = self.job.make_picture(self.cfg) if drawing else None
         try:
             with logging_redirect_tqdm():  # console log lines go above the progress bar, not through it
                 for epoch in range(self.start_epoch, train.end_epoch):
@@ -191,11 +195,12 @@ class _Trainer:
                     self.scheduler.step()
                     self._save(epoch)
         finally:
-            painter.close()
+            if painter is not None:
+                painter.close()
             if writer is not None:
                 writer.close()
 
-    def _train_epoch(self, epoch: int, steps: int, writer: Any, painter: MeshGridRenderer) -> None:
+    def _train_epoch(self, epoch: int, steps: int, writer: Any, painter: Any) -> None:
         train, device = self.cfg.train, self.ctx.device
         self.sampler.set_epoch(epoch)
         if hasattr(self.dataset, "set_epoch"):
@@ -232,7 +237,7 @@ class _Trainer:
             progress.steps += 1
             if (iteration + 1) % train.log_interval == 0 or iteration + 1 == steps:
                 self._log(progress, epoch, iteration, steps, step, bar, writer)
-            if self.ctx.is_main and writer is not None and train.vis_interval and step % train.vis_interval == 0:
+            if painter is not None and writer is not None and step % train.vis_interval == 0:
                 self._draw(inputs, step, writer, painter)
         if guard is not None:
             guard.check(wait=True)  # no snapshot of weights that a NaN step has touched
@@ -268,20 +273,20 @@ class _Trainer:
             writer.add_scalar("throughput/images_per_s", images_per_s, step)
 
     @torch.no_grad()
-    def _draw(self, inputs: dict[str, Tensor], step: int, writer: Any, painter: MeshGridRenderer) -> None:
-        """Renders the first crops of this batch with the current weights (eval mode, the unwrapped model)."""
-        images = inputs["img"][: self.cfg.train.vis_images]
+    def _draw(self, inputs: dict[str, Any], step: int, writer: Any, painter: Any) -> None:
+        """The family's picture of the first inputs of this batch with the current weights (eval mode, unwrapped)."""
+        count = self.cfg.train.vis_images
+        first = {key: value[:count] for key, value in inputs.items() if isinstance(value, Tensor)}
         self.model.train(False)
         try:
-            meshes = self.model({"img": images}, mode="test")["smplx_mesh_cam"]
+            picture = painter.draw(self.model, first)
         except (RuntimeError, ValueError) as exc:  # e.g. early eval-mode BatchNorm statistics give absurd boxes
-            logger.warning("Mesh image skipped at step %d: %s", step, exc)
+            logger.warning("Training picture skipped at step %d: %s", step, exc)
             return
         finally:
             set_train_mode(self.model, self.cfg.train.batchnorm)
-        grid = painter.grid(images, meshes)
-        if grid is not None:
-            writer.add_image("predicted_meshes", grid, step, dataformats="HWC")
+        if picture is not None:
+            writer.add_image("predictions", picture, step, dataformats="HWC")
 
     def _save(self, epoch: int) -> None:
         rng_states = all_gather_objects(capture_rng_state())  # every process's, for an exact resume

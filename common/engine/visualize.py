@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from torch import Tensor
@@ -11,7 +11,7 @@ from torch import Tensor
 from common.utils.draw import make_grid
 from common.utils.render import MeshRenderer, MeshSpec, RenderingUnavailableError, render_overlay
 
-__all__ = ["MeshGridRenderer"]
+__all__ = ["MeshGridRenderer", "MeshPicture"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,3 +60,26 @@ class MeshGridRenderer:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+class MeshPicture:
+    """A family's training picture for mesh models: the test-mode mesh under `mesh_key`, over the input crops.
+
+    Args:
+        faces: (F, 3) triangles of the model's mesh.
+        focal: (fx, fy) of the model's virtual camera in pixels of the input crop.
+        princpt: (cx, cy) in the same pixels.
+        mesh_key: the test-mode output key of the (B, V, 3) camera-frame mesh, metres.
+    """
+
+    def __init__(self, faces: np.ndarray, focal: Sequence[float], princpt: Sequence[float], mesh_key: str) -> None:
+        self.renderer = MeshGridRenderer(faces, focal, princpt)
+        self.mesh_key = mesh_key
+
+    def draw(self, model: Callable[..., dict[str, Tensor]], inputs: dict[str, Tensor]) -> np.ndarray | None:
+        """(H', W', 3) uint8 grid of the meshes over `inputs['img']`, or None (see `MeshGridRenderer.grid`)."""
+        meshes = model(inputs, mode="test")[self.mesh_key]
+        return self.renderer.grid(inputs["img"], meshes)
+
+    def close(self) -> None:
+        self.renderer.close()

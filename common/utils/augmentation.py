@@ -95,13 +95,17 @@ def sanitize_bbox(bbox_xywh: Sequence[float] | np.ndarray, img_width: int, img_h
     return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float32)
 
 
-def process_bbox(bbox_xywh: Sequence[float] | np.ndarray, img_width: int, img_height: int) -> np.ndarray | None:
-    """The crop box of a person: clipped, grown to aspect 0.75 (width / height), then enlarged x1.25.
+def process_bbox(
+    bbox_xywh: Sequence[float] | np.ndarray, img_width: int, img_height: int, aspect_ratio: float = ASPECT_RATIO
+) -> np.ndarray | None:
+    """The crop box of a person: clipped, grown to the input's aspect (width / height), then enlarged x1.25.
 
     Args:
         bbox_xywh: (4,) person box in image pixels.
         img_width: image width, pixels.
         img_height: image height, pixels.
+        aspect_ratio: width / height of the network input: 0.75 for Hand4Whole's 512x384, 1 for Pose2Pose's
+            256x256 hand crops (`TargetSpace.aspect_ratio`).
 
     Returns:
         (4,) float32 xywh crop box with the same centre as the clipped box (it may extend past the
@@ -113,7 +117,7 @@ def process_bbox(bbox_xywh: Sequence[float] | np.ndarray, img_width: int, img_he
     x, y, w, h = (float(v) for v in bbox)
     cx, cy = x + w / 2.0, y + h / 2.0
     # Grow the short side only, so the person is never cut to reach the aspect.
-    w, h = max(w, h * ASPECT_RATIO), max(h, w / ASPECT_RATIO)
+    w, h = max(w, h * aspect_ratio), max(h, w / aspect_ratio)
     w, h = w * BOX_ENLARGE, h * BOX_ENLARGE
     return np.array([cx - w / 2.0, cy - h / 2.0, w, h], dtype=np.float32)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["ImageReadError", "load_image", "read_image"]
+__all__ = ["ImageReadError", "read_image"]
 
 # Annotations are in the stored pixel grid; letting OpenCV apply EXIF orientation would silently rotate
 # the image under them.
@@ -67,18 +67,3 @@ def read_image(path: str | os.PathLike[str], expected_hw: tuple[int, int] | None
             f"{expected_hw[1]}x{expected_hw[0]}"
         )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as RGB float32 in [0, 1].
-
-    Args:
-        path: image file.
-
-    Returns:
-        (H, W, 3) float32 RGB in [0, 1].
-
-    Raises:
-        ImageReadError: the file is missing or cannot be decoded.
-    """
-    return read_image(path).astype(np.float32) * np.float32(1.0 / 255.0)

@@ -35,6 +35,7 @@ __all__ = [
     "format_table",
     "h36m_joint_metrics",
     "mean_point_error",
+    "metric_unit",
     "mpvpe_metrics",
     "pa_point_error",
     "report",
@@ -55,8 +56,16 @@ METRIC_LABELS: dict[str, str] = {
     "pa_mpjpe_body": "PA-MPJPE (Body)", "pa_mpjpe_hand": "PA-MPJPE (Hands)",
     "mpjpe": "MPJPE (14 H36M joints)", "pa_mpjpe": "PA-MPJPE (14 H36M joints)",
     "mpvpe": "MPVPE", "pa_mpvpe": "PA-MPVPE",
+    "f5_mesh": "F@5mm (mesh)", "f15_mesh": "F@15mm (mesh)", "f5_joint": "F@5mm (joints)",
+    "f15_joint": "F@15mm (joints)", "auc_mesh": "AUC 0-50mm (mesh)", "auc_joint": "AUC 0-50mm (joints)",
 }  # fmt: skip
-"""Metric key -> the name the papers' tables use (all in mm)."""
+"""Metric key -> the name the papers' tables use; a dataset may name its own (`report`'s labels)."""
+_FRACTION_PREFIXES = ("f5_", "f15_", "auc_")  # F-scores and AUCs are fractions in [0, 1]; every other metric is mm
+
+
+def metric_unit(key: str) -> str:
+    """'mm' for distances, '' for F-scores and AUCs (fractions)."""
+    return "" if key.startswith(_FRACTION_PREFIXES) else "mm"
 
 
 def _as_tensor(points: Any) -> torch.Tensor:
@@ -200,23 +209,29 @@ def summarize(eval_result: Mapping[str, Sequence[float]]) -> dict[str, float]:
     return {k: float(np.mean(v)) for k, v in eval_result.items() if len(v) > 0}
 
 
-def format_table(summary: Mapping[str, float], title: str) -> str:
-    """A plain-text table: one line per metric, its paper name and value in mm."""
-    rows = [(METRIC_LABELS.get(k, k), f"{v:.2f}") for k, v in summary.items()]
+def format_table(summary: Mapping[str, float], title: str, labels: Mapping[str, str] | None = None) -> str:
+    """A plain-text table: one line per metric, its paper name, value and unit (mm, or none for fractions)."""
+    names = {**METRIC_LABELS, **(labels or {})}
+    rows = [(names.get(k, k), f"{v:.2f}" if metric_unit(k) else f"{v:.4f}", metric_unit(k)) for k, v in summary.items()]
     width = max([len(r[0]) for r in rows] + [len("metric")])
-    lines = [title, f"{'metric':<{width}}  {'mm':>8}", "-" * (width + 10)]
-    return "\n".join(lines + [f"{name:<{width}}  {value:>8}" for name, value in rows])
+    lines = [title, f"{'metric':<{width}}  {'value':>8}", "-" * (width + 13)]
+    return "\n".join(lines + [f"{name:<{width}}  {value:>8} {unit}".rstrip() for name, value, unit in rows])
 
 
 def report(
-    eval_result: Mapping[str, Sequence[float]], dataset: str, output_dir: str | os.PathLike[str], **extra: Any
+    eval_result: Mapping[str, Sequence[float]],
+    dataset: str,
+    output_dir: str | os.PathLike[str],
+    labels: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> tuple[str, Path]:
     """Summarise per-sample results, log the table and write ``<output_dir>/result/<dataset>/metrics.json``.
 
     Args:
-        eval_result: metric key -> per-sample values in mm (what a dataset's ``evaluate`` accumulates).
+        eval_result: metric key -> per-sample values (mm, or fractions for F-scores and AUCs: `metric_unit`).
         dataset: the dataset's name, used for the folder and the title.
         output_dir: the run's output folder (cfg.output_dir).
+        labels: names for metric keys that `METRIC_LABELS` names otherwise (or not at all), for this dataset.
         **extra: json-serialisable facts stored next to the metrics (split, sample count, ...).
 
     Returns:
@@ -224,11 +239,13 @@ def report(
     """
     summary = summarize(eval_result)
     counts = {k: len(v) for k, v in eval_result.items()}
-    table = format_table(summary, f"{dataset} ({max(counts.values(), default=0)} samples)")
+    table = format_table(summary, f"{dataset} ({max(counts.values(), default=0)} samples)", labels)
     folder = Path(output_dir) / "result" / dataset
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "metrics.json"
-    payload = {"dataset": dataset, "unit": "mm", "metrics": summary, "labels": METRIC_LABELS, "samples": counts}
+    names = {**METRIC_LABELS, **(labels or {})}
+    payload = {"dataset": dataset, "metrics": summary, "units": {k: metric_unit(k) for k in summary},
+               "labels": {k: names.get(k, k) for k in summary}, "samples": counts}  # fmt: skip
     write_json_atomic(path, payload | extra, indent=2)
     logger.debug("%s\nwritten to %s", table, path)  # the caller shows the table (test.py prints it)
     return table, path

@@ -81,6 +81,11 @@ class TargetSpace:
         size[list(JOINTS.parts["face"])] = self.face_3d_size
         return size
 
+    @property
+    def aspect_ratio(self) -> float:
+        """Width / height of the input crop (`common.utils.augmentation.process_bbox`'s aspect)."""
+        return self.input_hw[1] / self.input_hw[0]
+
     def crop_to_heatmap(self) -> np.ndarray:
         """(2,) factors from crop pixels to heatmap units, (x, y)."""
         return np.array([self.hm_dhw[2] / self.input_hw[1], self.hm_dhw[1] / self.input_hw[0]])
@@ -98,17 +103,21 @@ def relative_joint_cam(joint_cam: np.ndarray) -> np.ndarray:
     return joint_cam - joint_cam[..., JOINT_REFERENCE, :]
 
 
-def depth_to_heatmap(joint_cam_rel: np.ndarray, space: TargetSpace) -> np.ndarray:
+def depth_to_heatmap(
+    joint_cam_rel: np.ndarray, space: TargetSpace, depth_size_m: np.ndarray | float | None = None
+) -> np.ndarray:
     """Relative depth to the heatmap's z axis: z_hm = (z / (S / 2) + 1) / 2 * D, S per part.
 
     Args:
-        joint_cam_rel: (..., 137, 3) relative joints, metres.
-        space: supplies D and the per-part metric sizes S.
+        joint_cam_rel: (..., J, 3) relative joints, metres.
+        space: supplies D and, for the 137 supervision joints, the per-part metric sizes S.
+        depth_size_m: S for another joint set: one number or (J,) metres; None for the 137 joints' sizes.
 
     Returns:
-        (..., 137) z in heatmap units; [0, D) covers +-S/2 around the part's reference joint.
+        (..., J) z in heatmap units; [0, D) covers +-S/2 around the part's reference joint.
     """
-    return (joint_cam_rel[..., 2] / (space.joint_3d_size() / 2.0) + 1.0) / 2.0 * space.hm_dhw[0]
+    size = space.joint_3d_size() if depth_size_m is None else np.asarray(depth_size_m, dtype=np.float64)
+    return (joint_cam_rel[..., 2] / (size / 2.0) + 1.0) / 2.0 * space.hm_dhw[0]
 
 
 def in_plane_rotation(rot_deg: float) -> np.ndarray:
@@ -143,28 +152,34 @@ def transform_joints(
     rot_deg: float,
     flip: bool,
     space: TargetSpace,
+    flip_perm: np.ndarray | None = None,
+    depth_size_m: np.ndarray | float | None = None,
 ) -> JointTargets:
     """Augment and express joints in heatmap units (Hand4Whole's ``process_db_coord``, vectorised).
 
     Args:
-        joint_xy_img: (137, 2) pixels in the original image (unflipped).
-        joint_cam_rel: (137, 3) relative joints (`relative_joint_cam`), metres.
-        joint_valid: (137,) label mask.
+        joint_xy_img: (J, 2) pixels in the original image (unflipped).
+        joint_cam_rel: (J, 3) relative joints (`relative_joint_cam`), metres.
+        joint_valid: (J,) label mask.
         img2crop: (2, 3) crop map, the flip included.
         rot_deg: the augmentation's in-plane rotation, degrees.
         flip: whether ``img2crop`` mirrors; left/right labels then swap and camera x is negated.
         space: network geometry.
+        flip_perm: (J,) the left/right permutation of another joint set (`JointSet.flip_permutation`); None for
+            the 137 supervision joints.
+        depth_size_m: the depth extent of another joint set (see `depth_to_heatmap`); None for the 137 joints.
 
     Returns:
         The targets; joint_trunc is joint_valid times "x in [0, W), y in [0, H), z in [0, D)".
     """
-    z_hm = depth_to_heatmap(joint_cam_rel, space)  # (137,)
-    xy = apply_affine(img2crop, np.asarray(joint_xy_img, dtype=np.float64)) * space.crop_to_heatmap()  # (137, 2)
-    joint_img = np.concatenate([xy, z_hm[:, None]], axis=1)  # (137, 3)
+    perm = JOINT_FLIP if flip_perm is None else flip_perm
+    z_hm = depth_to_heatmap(joint_cam_rel, space, depth_size_m)  # (J,)
+    xy = apply_affine(img2crop, np.asarray(joint_xy_img, dtype=np.float64)) * space.crop_to_heatmap()  # (J, 2)
+    joint_img = np.concatenate([xy, z_hm[:, None]], axis=1)  # (J, 3)
     cam, valid = np.asarray(joint_cam_rel, dtype=np.float64), np.asarray(joint_valid, dtype=np.float64).reshape(-1)
     if flip:  # the image is mirrored by img2crop; here the labels follow it
-        joint_img, valid = joint_img[JOINT_FLIP], valid[JOINT_FLIP]
-        cam = cam[JOINT_FLIP] * np.array([-1.0, 1.0, 1.0])
+        joint_img, valid = joint_img[perm], valid[perm]
+        cam = cam[perm] * np.array([-1.0, 1.0, 1.0])
     cam = cam @ in_plane_rotation(rot_deg).T
     depth, height, width = space.hm_dhw
     inside = np.all((joint_img >= 0) & (joint_img < np.array([width, height, depth])), axis=1)

@@ -1,4 +1,4 @@
-"""Human3.6M in the parsed release of Hand4Whole / NeuralAnnot: 17 3D joints and SMPL-X pseudo-GT.
+"""Human3.6M in the parsed release of Hand4Whole / NeuralAnnot: 17 3D joints and SMPL-X or SMPL pseudo-GT.
 
 Layout under the data root (cfg.data.dataset_roots['Human36M'] or <data_dir>/Human36M, as in Hand4Whole)::
 
@@ -9,10 +9,13 @@ Layout under the data root (cfg.data.dataset_roots['Human36M'] or <data_dir>/Hum
     annotations/Human36M_subject{S}_joint_3d.json       [action][subaction][frame] -> 17 x 3 world mm
     annotations/Human36M_subject{S}_SMPLX_NeuralAnnot.json  [action][subaction][frame] -> SMPL-X parameters
                                                         (world frame: the camera's R and t bring them in)
+    annotations/Human36M_subject{S}_SMPL_NeuralAnnot.json   the same for SMPL: {pose (72), shape (10), trans (3)},
+                                                        read instead for the Pose2Pose body model (`FIT_FILES`)
 
 Protocol (HMR, SPIN, Hand4Whole): train on subjects 1, 5, 6, 7, 8 every 5th frame, all cameras; test on
-subjects 9 and 11 every 64th frame, camera 4 only; MPJPE and PA-MPJPE on the 14 H36M evaluation joints
-regressed from the predicted SMPL-X mesh against the dataset's GT joints.
+subjects 9 and 11 every 64th frame, camera 4 only; MPJPE and PA-MPJPE on the 14 H36M evaluation joints,
+pelvis-relative, regressed from the predicted mesh (SMPL-X or SMPL, each with its own H36M regressor) against the
+dataset's GT joints.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import numpy as np
 
 from common.utils.augmentation import process_bbox
 from common.utils.metrics import H36M_JOINTS, h36m_joint_metrics
-from data.annotation_io import load_coco, nested_entry, neural_annot_params, read_json
+from data.annotation_io import load_coco, nested_entry, read_json
 from data.dataset import BaseDataset
+from data.Human36M.smpl_io import MESH_KEYS, annotated_path, fit_model, h36m_regressor, mesh_topology, world_fit_fields
 from data.record import CameraParams, Record
 
 logger = logging.getLogger(__name__)
@@ -45,7 +49,7 @@ def _camera(entry: Mapping[str, Any]) -> CameraParams:
 
 
 class Human36M(BaseDataset):
-    """Human3.6M: 17 GT joints (is_3D) and NeuralAnnot SMPL-X pseudo-GT, camera extrinsics folded in."""
+    """Human3.6M: 17 GT joints (is_3D) and NeuralAnnot SMPL-X or SMPL pseudo-GT, camera extrinsics folded in."""
 
     NAME: ClassVar[str] = "Human36M"
     DEFAULT_SUBDIR: ClassVar[str] = ""  # Hand4Whole keeps images/ and annotations/ directly in data/Human36M/
@@ -59,6 +63,8 @@ class Human36M(BaseDataset):
     SUBJECTS: ClassVar[Mapping[str, tuple[int, ...]]] = {"train": (1, 5, 6, 7, 8), "test": (9, 11)}
     FRAME_STEP: ClassVar[Mapping[str, int]] = {"train": 5, "test": 64}
     TEST_CAMERA: ClassVar[int] = 4  # the frontal camera HMR and SPIN evaluate on
+    FIT_FILES: ClassVar[Mapping[str, str]] = {"smplx": "SMPLX_NeuralAnnot", "smpl": "SMPL_NeuralAnnot"}
+    """The fits each body model reads (`smpl_io.fit_model`): annotations/Human36M_subject{S}_<name>.json."""
 
     def load_records(self) -> list[Record]:
         """Records of the split's subjects, sub-sampled in time (and camera 4 only at test)."""
@@ -68,10 +74,12 @@ class Human36M(BaseDataset):
         return records
 
     def _subject_records(self, subject: int) -> list[Record]:
-        paths = {part: self.annotation_file(f"annotations/Human36M_subject{subject}_{part}.json")
-                 for part in ("data", "camera", "joint_3d", "SMPLX_NeuralAnnot")}  # fmt: skip
+        model = fit_model(self.targets)
+        parts = {"data": "data", "camera": "camera", "joint_3d": "joint_3d", "fits": self.FIT_FILES[model]}
+        paths = {key: self.annotation_file(f"annotations/Human36M_subject{subject}_{name}.json")
+                 for key, name in parts.items()}  # fmt: skip
         coco = load_coco(paths["data"])
-        cameras, joints, fits = (read_json(paths[p]) for p in ("camera", "joint_3d", "SMPLX_NeuralAnnot"))
+        cameras, joints, fits = (read_json(paths[p]) for p in ("camera", "joint_3d", "fits"))
         records, unfitted = [], 0
         for ann_id in sorted(coco.anns):
             ann = coco.anns[ann_id]
@@ -88,38 +96,48 @@ class Human36M(BaseDataset):
             joints_cam_m = joints_world_m @ cam.R.T + cam.t  # (17, 3) camera frame, metres
             fit = fits.get(key[0], {}).get(key[1], {}).get(key[2])
             unfitted += fit is None
-            where = f"{paths['SMPLX_NeuralAnnot']} [{']['.join(key)}]"
-            # the fits are bare parameter dicts in the world frame; the camera file brings them into the camera
-            smplx = None if fit is None else neural_annot_params({"smplx_param": fit, "cam_param": {
-                "focal": cam.focal, "princpt": cam.princpt}}, where)[0]  # fmt: skip
+            # the fits are bare parameter dicts in the world frame; the camera's R, t bring them in downstream
+            fields = world_fit_fields(model, fit, cam, f"{paths['fits']} [{']['.join(key)}]")
+            img_path = annotated_path(self.root / "images", [img["file_name"]], paths["data"],
+                                      f"image {ann['image_id']}")  # fmt: skip
             records.append(Record(
-                img_path=self.root / "images" / img["file_name"], img_hw=(int(img["height"]), int(img["width"])),
-                bbox_xywh_img=bbox, cam=cam, smplx=smplx, joints_xy_img=cam.project(joints_cam_m),
-                joints_cam=joints_cam_m, joints_valid=np.ones(len(self.JOINT_NAMES)), is_3D=True,
+                img_path=img_path, img_hw=(int(img["height"]), int(img["width"])), bbox_xywh_img=bbox, cam=cam,
+                joints_xy_img=cam.project(joints_cam_m), joints_cam=joints_cam_m,
+                joints_valid=np.ones(len(self.JOINT_NAMES)), is_3D=True, **fields,
                 info={"ann_id": int(ann_id), "subject": subject, "action": key[0], "subaction": key[1], "frame": frame,
                       "cam_idx": cam_idx},
             ))  # fmt: skip
         if unfitted:
-            logger.info("Human36M subject %d: %d samples without a SMPL-X fit (its targets are masked)", subject,
-                        unfitted)  # fmt: skip
+            logger.info("Human36M subject %d: %d samples without a %s fit (their targets are masked)", subject,
+                        unfitted, model.upper())  # fmt: skip
         return records
 
     def evaluate(self, outs: Sequence[Mapping[str, np.ndarray]], indices: Sequence[int]) -> dict[str, list[float]]:
         """MPJPE and PA-MPJPE (mm) on the 14 H36M joints: regressed from the predicted mesh vs the GT joints.
 
+        The mesh is the body model's 'smpl_mesh_cam' (SMPL, regressed with smpl/J_regressor_h36m_smpl.npy, as the
+        reference's Pose2Pose branch) or the whole-body 'smplx_mesh_cam' (SMPL-X, with the SMPL-X H36M regressor);
+        the config's family decides when an output holds both.
+
         Args:
-            outs: per sample, the model's test output with 'smplx_mesh_cam' (V, 3) metres.
+            outs: per sample, the model's test output with 'smpl_mesh_cam' (6890, 3) or 'smplx_mesh_cam' (V, 3)
+                metres.
             indices: the dataset index of each output; the GT joints are the record's ``joints_cam``.
 
         Returns:
             {'mpjpe': [...], 'pa_mpjpe': [...]}, one value per sample, mm.
+
+        Raises:
+            MissingBodyModelFileError: SMPL predictions and no smpl/J_regressor_h36m_smpl.npy (the message names it).
         """
         if len(outs) != len(indices):
             raise ValueError(f"Human36M.evaluate: {len(outs)} outputs for {len(indices)} indices")
         if not outs:
             return {"mpjpe": [], "pa_mpjpe": []}
-        pred = np.stack([o["smplx_mesh_cam"] for o in outs])  # (B, V, 3)
+        topology = mesh_topology(outs, fit_model(self.targets), self.NAME)
+        pred = np.stack([np.asarray(o[MESH_KEYS[topology]]) for o in outs])  # (B, V, 3) metres
         gt_joints = np.stack([self.records[i].joints_cam for i in indices])  # (B, 17, 3) metres
         # the GT joints are already in the regressor's H36M order: the identity "regresses" them
-        metrics = h36m_joint_metrics(pred, gt_joints, self.body_models.h36m_regressor(), np.eye(len(H36M_JOINTS)))
+        metrics = h36m_joint_metrics(pred, gt_joints, h36m_regressor(self.body_models, topology),
+                                     np.eye(len(H36M_JOINTS)))  # fmt: skip
         return {k: [float(v) for v in metrics[k]] for k in ("mpjpe", "pa_mpjpe")}

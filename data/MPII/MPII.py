@@ -1,9 +1,12 @@
-"""MPII Human Pose with NeuralAnnot SMPL-X pseudo-GT: one of Hand4Whole's 2D training sets (train only).
+"""MPII Human Pose with NeuralAnnot SMPL-X or SMPL pseudo-GT: one of Hand4Whole's 2D training sets (train only).
 
 Layout under the data root (``cfg.data.dataset_roots['MPII']``, default ``<data_dir>/MPII/data``, as Hand4Whole)::
 
     annotations/train.json                        COCO format, 16 keypoints per person
-    annotations/MPII_train_SMPLX_NeuralAnnot.json str(annotation id) -> SMPL-X fit
+    annotations/MPII_train_SMPLX_NeuralAnnot.json str(annotation id) -> SMPL-X fit (Hand4Whole)
+    annotations/MPII_train_SMPL_NeuralAnnot.json  str(annotation id) -> {'smpl_param': {pose, shape, trans},
+                                                  'cam_param': {focal, princpt}}, read instead for the Pose2Pose
+                                                  body model (`FIT_FILES`)
     <file_name>                                   the image, relative to the root (e.g. images/015601864.jpg)
 
 One record per person annotation that is not a crowd and has a labelled keypoint. No hand or face boxes.
@@ -18,9 +21,10 @@ from typing import Any
 from common.utils.augmentation import process_bbox
 from data.annotation_io import keypoints, load_coco, neural_annot_params, read_json
 from data.dataset import BaseDataset
+from data.Human36M.smpl_io import annotated_path, fit_model, neural_annot_smpl
 from data.record import Record
 
-__all__ = ["MPII", "MPII_JOINTS"]
+__all__ = ["FIT_FILES", "MPII", "MPII_JOINTS"]
 
 MPII_JOINTS: tuple[str, ...] = (
     "R_Ankle", "R_Knee", "R_Hip", "L_Hip", "L_Knee", "L_Ankle", "Pelvis", "Thorax", "Neck", "Head_top", "R_Wrist",
@@ -28,14 +32,19 @@ MPII_JOINTS: tuple[str, ...] = (
 )  # fmt: skip
 """MPII's 16 keypoints in file order (Thorax and Head_top have no supervision joint and are dropped)."""
 ANNOTATION_FILE = "train.json"
-NEURAL_ANNOT_FILE = "MPII_train_SMPLX_NeuralAnnot.json"
+FIT_FILES: Mapping[str, str] = {
+    "smplx": "MPII_train_SMPLX_NeuralAnnot.json",
+    "smpl": "MPII_train_SMPL_NeuralAnnot.json",
+}
+"""The NeuralAnnot fits each body model reads (`smpl_io.fit_model`), under annotations/."""
+NEURAL_ANNOT_FILE = FIT_FILES["smplx"]
 
 
 class MPII(BaseDataset):
-    """MPII persons with their NeuralAnnot SMPL-X fits (2D keypoints; is_3D False).
+    """MPII persons with their NeuralAnnot SMPL-X (or, for the body model, SMPL) fits (2D keypoints; is_3D False).
 
-    The fits' ankle and wrist rotations and their foot keypoints are not supervised (Hand4Whole: NeuralAnnot
-    fits them poorly on body-only data); a person without a fit has its SMPL-X masks at 0.
+    The SMPL-X fits' ankle and wrist rotations and their foot keypoints are not supervised (Hand4Whole: NeuralAnnot
+    fits them poorly on body-only data); a person without a fit has its SMPL-X / SMPL masks at 0.
     """
 
     NAME = "MPII"
@@ -48,10 +57,13 @@ class MPII(BaseDataset):
 
     def load_records(self) -> list[Record]:
         """One record per usable person annotation of train.json."""
+        model = fit_model(self.targets)
         coco_path = self.annotation_file(Path("annotations") / ANNOTATION_FILE)
-        fits_path = self.annotation_file(Path("annotations") / NEURAL_ANNOT_FILE)
+        fits_path = self.annotation_file(Path("annotations") / FIT_FILES[model])
         db = load_coco(coco_path)
         fits: Mapping[str, Any] = read_json(fits_path)
+        if not isinstance(fits, Mapping):
+            raise ValueError(f"{fits_path}: expected a json object keyed by annotation id, got {type(fits).__name__}")
         records = []
         for ann_id, ann in db.anns.items():
             if ann.get("iscrowd", 0):
@@ -62,11 +74,14 @@ class MPII(BaseDataset):
             bbox = process_bbox(ann["bbox"], img_hw[1], img_hw[0])
             if not valid.any() or bbox is None:  # no keypoint, or the person box lies outside the image
                 continue
-            record = Record(img_path=self.root / img["file_name"], img_hw=img_hw, bbox_xywh_img=bbox,
-                            joints_xy_img=xy, joints_valid=valid, is_3D=False,
+            img_path = annotated_path(self.root, [img["file_name"]], coco_path, f"image {ann['image_id']}")
+            record = Record(img_path=img_path, img_hw=img_hw, bbox_xywh_img=bbox, joints_xy_img=xy,
+                            joints_valid=valid, is_3D=False,
                             info={"ann_id": ann_id, "image_id": ann["image_id"]})  # fmt: skip
-            entry = fits.get(str(ann_id))
-            if entry is not None:
-                record.smplx, record.cam = neural_annot_params(entry, f"{fits_path} [{str(ann_id)!r}]")
+            entry, where = fits.get(str(ann_id)), f"{fits_path} [{str(ann_id)!r}]"
+            if entry is not None and model == "smpl":
+                record.smpl, record.cam = neural_annot_smpl(entry, where)
+            elif entry is not None:
+                record.smplx, record.cam = neural_annot_params(entry, where)
             records.append(record)
         return records

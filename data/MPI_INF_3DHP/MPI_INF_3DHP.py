@@ -9,6 +9,8 @@ Layout under the data root (cfg.data.dataset_roots['MPI_INF_3DHP'] or <data_dir>
     MPI-INF-3DHP_SMPLX_NeuralAnnot.json  [subject][seq][frame] -> SMPL-X parameters, world frame
                                          (Hand4Whole's README calls it MPI-INF-3DHP_SMPL_NeuralAnnot.json;
                                          that name is accepted when the SMPLX one is absent)
+    MPI-INF-3DHP_SMPL_NeuralAnnot.json   [subject][seq][frame] -> SMPL {pose (72), shape (10), trans (3)}, world
+                                         frame: what the Pose2Pose body model reads (`FIT_FILES`)
     images_1k/S{subject}/Seq{seq}/imageSequence/<file_name>
 
 Every 3rd frame is used (25 fps -> 8.3 fps), as Hand4Whole does.
@@ -17,15 +19,17 @@ Every 3rd frame is used (25 fps -> 8.3 fps), as Hand4Whole does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from common.utils.augmentation import process_bbox
-from data.annotation_io import load_coco, nested_entry, neural_annot_params, read_json
+from data.annotation_io import load_coco, nested_entry, read_json
 from data.dataset import BaseDataset
-from data.record import CameraParams, MissingAnnotationError, Record
+from data.Human36M.smpl_io import annotated_path, fit_model, world_fit_fields
+from data.record import CameraParams, Record
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ _PREFIX = "MPI-INF-3DHP"
 
 
 class MPI_INF_3DHP(BaseDataset):
-    """MPI-INF-3DHP: 17 GT joints (is_3D) and NeuralAnnot SMPL-X pseudo-GT, camera extrinsics folded in."""
+    """MPI-INF-3DHP: 17 GT joints (is_3D) and NeuralAnnot SMPL-X or SMPL pseudo-GT, camera extrinsics folded in."""
 
     NAME: ClassVar[str] = "MPI_INF_3DHP"
     DOWNLOAD_PAGE: ClassVar[str] = "https://github.com/mks0601/Hand4Whole_RELEASE#data (MPI-INF-3DHP parsed data)"
@@ -50,23 +54,29 @@ class MPI_INF_3DHP(BaseDataset):
     SMPLX_INVALID_JOINTS: ClassVar[tuple[str, ...]] = ("L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe",
                                                        "R_Small_toe", "R_Heel")  # fmt: skip
     FRAME_STEP: ClassVar[int] = 3
+    FIT_FILES: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "smplx": (f"{_PREFIX}_SMPLX_NeuralAnnot.json", f"{_PREFIX}_SMPL_NeuralAnnot.json"),
+        "smpl": (f"{_PREFIX}_SMPL_NeuralAnnot.json",),
+    }
+    """The fits each body model reads (`smpl_io.fit_model`): the first of its names that is there (SMPL-X's under
+    the README's name too)."""
 
-    def _smplx_file(self) -> Path:
-        """The SMPL-X fits file under either of its two published names."""
-        try:
-            return self.annotation_file(f"{_PREFIX}_SMPLX_NeuralAnnot.json")
-        except MissingAnnotationError:
-            if (self.root / f"{_PREFIX}_SMPL_NeuralAnnot.json").is_file():
-                return self.root / f"{_PREFIX}_SMPL_NeuralAnnot.json"
-            raise
+    def _fits_file(self, model: str) -> Path:
+        """The fits file of a body model; MissingAnnotationError names its first name."""
+        names = self.FIT_FILES[model]
+        for name in names:
+            if (self.root / name).is_file():
+                return self.root / name
+        return self.annotation_file(names[0])  # raises, naming it and the download page
 
     def load_records(self) -> list[Record]:
         """Records of every 3rd frame, with camera-frame joints (metres) and their projections."""
+        model = fit_model(self.targets)
         paths = {"data": self.annotation_file(f"{_PREFIX}_1k.json"), "camera": self.annotation_file(
                  f"{_PREFIX}_camera_1k.json"), "joint_3d": self.annotation_file(f"{_PREFIX}_joint_3d.json"),
-                 "smplx": self._smplx_file()}  # fmt: skip
+                 "fits": self._fits_file(model)}  # fmt: skip
         coco = load_coco(paths["data"])
-        cameras, joints, fits = (read_json(paths[p]) for p in ("camera", "joint_3d", "smplx"))
+        cameras, joints, fits = (read_json(paths[p]) for p in ("camera", "joint_3d", "fits"))
         records, unfitted = [], 0
         for ann_id in sorted(coco.anns):
             ann = coco.anns[ann_id]
@@ -87,17 +97,17 @@ class MPI_INF_3DHP(BaseDataset):
             joints_cam_m = joints_world_m @ cam.R.T + cam.t  # (17, 3) camera frame, metres
             fit = fits.get(subject, {}).get(seq, {}).get(str(frame))
             unfitted += fit is None
-            where = f"{paths['smplx']} [{']['.join(key)}]"
-            # the fits are bare parameter dicts in the world frame; the camera file brings them into the camera
-            smplx = None if fit is None else neural_annot_params({"smplx_param": fit, "cam_param": {
-                "focal": cam.focal, "princpt": cam.princpt}}, where)[0]  # fmt: skip
-            image_dir = self.root / "images_1k" / f"S{subject}" / f"Seq{seq}" / "imageSequence"
+            # the fits are bare parameter dicts in the world frame; the camera's R, t bring them in downstream
+            fields = world_fit_fields(model, fit, cam, f"{paths['fits']} [{']['.join(key)}]")
+            img_path = annotated_path(self.root / "images_1k", [f"S{subject}", f"Seq{seq}", "imageSequence",
+                                      img["file_name"]], paths["data"], f"image {ann['image_id']}")  # fmt: skip
             records.append(Record(
-                img_path=image_dir / img["file_name"], img_hw=(int(img["height"]), int(img["width"])),
-                bbox_xywh_img=bbox, cam=cam, smplx=smplx, joints_xy_img=cam.project(joints_cam_m),
-                joints_cam=joints_cam_m, joints_valid=np.ones(len(self.JOINT_NAMES)), is_3D=True,
+                img_path=img_path, img_hw=(int(img["height"]), int(img["width"])), bbox_xywh_img=bbox, cam=cam,
+                joints_xy_img=cam.project(joints_cam_m), joints_cam=joints_cam_m,
+                joints_valid=np.ones(len(self.JOINT_NAMES)), is_3D=True, **fields,
                 info={"ann_id": int(ann_id), "subject": subject, "seq": seq, "frame": frame},
             ))  # fmt: skip
         if unfitted:
-            logger.info("MPI_INF_3DHP: %d samples without a SMPL-X fit (their SMPL-X targets are masked)", unfitted)
+            logger.info("MPI_INF_3DHP: %d samples without a %s fit (their %s targets are masked)", unfitted,
+                        model.upper(), model.upper())  # fmt: skip
         return records

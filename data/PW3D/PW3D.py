@@ -1,4 +1,4 @@
-"""3DPW in the parsed release of Hand4Whole / I2L-MeshNet: SMPL GT, evaluated on the test split.
+"""3DPW in the parsed release of Hand4Whole / I2L-MeshNet: SMPL GT, the Pose2Pose body model's test set.
 
 Layout under the data root (cfg.data.dataset_roots['PW3D'] or <data_dir>/PW3D/data)::
 
@@ -7,15 +7,19 @@ Layout under the data root (cfg.data.dataset_roots['PW3D'] or <data_dir>/PW3D/da
                                         trans (3), gender}, in the camera frame (metres)
     imageFiles/<sequence>/<file_name>
 
-The GT is a SMPL mesh (the gendered SMPL layer), not SMPL-X, so a sample carries no SMPL-X targets
-and evaluation compares joints (Pose2Pose's protocol): the 14 H36M evaluation joints regressed from
-the GT SMPL mesh with SMPL's H36M regressor and from the predicted SMPL-X mesh with SMPL-X's, MPJPE
-(pelvis-relative) and PA-MPJPE. The vertex metrics (MPVPE, PA-MPVPE) compare two SMPL meshes, as Pose2Pose
-does: they are computed for predictions in SMPL's topology (the Pose2Pose body model); a whole-body SMPL-X
+The GT is a gendered SMPL fit, kept as the record's ``smpl`` with the image's camera. The Pose2Pose body model
+(model.arch pose2pose_body) takes its targets from it, its joint targets included (it is 3DPW's only 3D label), and
+may train on the 'train' split. Hand4Whole has no SMPL-X label here: its samples carry masked targets only, so it
+only evaluates on 3DPW.
+
+Evaluation compares joints (Pose2Pose's protocol): the 14 H36M evaluation joints regressed from the GT SMPL mesh with
+SMPL's H36M regressor and from the prediction with its own topology's (SMPL's for the body model's 'smpl_mesh_cam',
+SMPL-X's for the whole-body 'smplx_mesh_cam'), MPJPE (pelvis-relative) and PA-MPJPE. The vertex metrics (MPVPE with
+both meshes minus their regressed pelvis, PA-MPVPE) compare two SMPL meshes, as Pose2Pose does: a whole-body SMPL-X
 prediction has no vertex correspondence with the GT, so it gets the joint metrics only.
 
-SMPL's H36M regressor is read from ``<human_model_path>/smpl/J_regressor_h36m_smpl.npy`` (Hand4Whole
-ships it as data/Human36M/J_regressor_h36m_smpl.npy), only when evaluating.
+SMPL's H36M regressor is read from ``<human_model_path>/smpl/J_regressor_h36m_smpl.npy`` (Hand4Whole ships it as
+data/Human36M/J_regressor_h36m_smpl.npy), only when evaluating.
 """
 
 from __future__ import annotations
@@ -26,38 +30,38 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from common.body_models.layers import NUM_BETAS
-from common.body_models.regressors import read_regressor
-from common.paths import resolve_repo_path
+from common.body_models.files import J_REGRESSOR_H36M_SMPL
 from common.utils.augmentation import process_bbox
 from common.utils.metrics import h36m_joint_metrics
 from data.annotation_io import load_coco
 from data.dataset import BaseDataset
-from data.record import Record
+from data.Human36M.smpl_io import MESH_KEYS, annotated_path, fit_model, h36m_regressor, mesh_topology, smpl_params
+from data.record import CameraParams, Record
 
 __all__ = ["PW3D", "SMPL_H36M_REGRESSOR"]
 
-SMPL_H36M_REGRESSOR = "smpl/J_regressor_h36m_smpl.npy"
+SMPL_H36M_REGRESSOR = J_REGRESSOR_H36M_SMPL
 """(17, 6890) Human3.6M joint regressor over SMPL vertices, relative to human_model_path."""
-_REGRESSOR_SOURCE = "the Hand4Whole release (github.com/mks0601/Hand4Whole_RELEASE, data/Human36M/)"
-_GENDERS = {"m": "male", "male": "male", "f": "female", "female": "female", "neutral": "neutral"}
 
 
 class PW3D(BaseDataset):
-    """3DPW: images, person boxes and SMPL GT parameters (``info['smpl_param']``), for evaluation."""
+    """3DPW: images, person boxes, cameras and gendered SMPL GT (``record.smpl``)."""
 
     NAME: ClassVar[str] = "PW3D"
     DOWNLOAD_PAGE: ClassVar[str] = "https://github.com/mks0601/Hand4Whole_RELEASE#data (3DPW parsed data)"
-    # 'train' is left out: the SMPL GT gives no SMPL-X or joint targets here, so its samples would teach nothing
-    SPLITS: ClassVar[tuple[str, ...]] = ("validation", "test")
-
-    def __init__(self, split: str, cfg: Any) -> None:
-        super().__init__(split, cfg)
-        self._smpl_h36m_regressor: np.ndarray | None = None
+    SPLITS: ClassVar[tuple[str, ...]] = ("validation", "test", "train")  # 'train': the body model only
+    # The GT SMPL is 3DPW's only 3D label, so the body model's joint targets are its joints (no SMPL-X here: the
+    # whole-body family gets masked joint targets either way).
+    JOINTS_FROM_SMPLX: ClassVar[bool] = True
 
     def load_records(self) -> list[Record]:
-        """One record per annotation of 3DPW_{split}.json, the SMPL GT kept in ``info``."""
-        path = self.annotation_file(f"3DPW_{self.split}.json")
+        """One record per annotation of 3DPW_{split}.json, its SMPL GT and camera in the record."""
+        model = fit_model(self.targets)
+        path = self.annotation_file(f"3DPW_{self.split}.json")  # a missing file is reported first, for any family
+        if self.is_train and model != "smpl":
+            raise ValueError(f"PW3D: split 'train' serves the SMPL body model only (model.arch=pose2pose_body); "
+                             f"model.arch={self.cfg.model.arch} reads no 3DPW label: use 'validation' or "
+                             "'test'")  # fmt: skip
         coco = load_coco(path)
         records = []
         for ann_id in sorted(coco.anns):
@@ -66,10 +70,15 @@ class PW3D(BaseDataset):
             bbox = process_bbox(np.asarray(ann["bbox"], np.float64), int(img["width"]), int(img["height"]))
             if bbox is None:
                 continue
+            where = f"{path} [annotation {ann_id}]"
             records.append(Record(
-                img_path=self.root / "imageFiles" / img["sequence"] / img["file_name"],
+                img_path=annotated_path(self.root / "imageFiles", [img["sequence"], img["file_name"]], path,
+                                        f"image {ann['image_id']}"),
                 img_hw=(int(img["height"]), int(img["width"])), bbox_xywh_img=bbox,
-                info={"ann_id": int(ann_id), "smpl_param": _smpl_param(ann, path), "cam_param": img["cam_param"]},
+                cam=_camera(img.get("cam_param"), f"{path} [image {ann['image_id']}]"),
+                smpl=smpl_params(ann.get("smpl_param"), where),
+                is_3D=model == "smpl",  # joint_cam is supervised only where the SMPL GT makes the joint targets
+                info={"ann_id": int(ann_id), "sequence": img["sequence"], "file_name": img["file_name"]},
             ))  # fmt: skip
         return records
 
@@ -79,26 +88,18 @@ class PW3D(BaseDataset):
         return int(self.body_models.smpl("neutral").v_template.shape[0])
 
     def smpl_h36m_regressor(self) -> np.ndarray:
-        """(17, 6890) SMPL H36M regressor (loaded on first use); FileNotFoundError says where it comes from."""
-        if self._smpl_h36m_regressor is None:
-            path = resolve_repo_path(self.cfg.human_model_path) / SMPL_H36M_REGRESSOR
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"SMPL H36M joint regressor not found: {path}\n  It comes from "
-                    f"{_REGRESSOR_SOURCE}; put it at <human_model_path>/{SMPL_H36M_REGRESSOR}."
-                )
-            self._smpl_h36m_regressor = read_regressor(path, self.smpl_vertex_count)
-        return self._smpl_h36m_regressor
+        """(17, V) SMPL H36M regressor; MissingBodyModelFileError names the file and where it comes from."""
+        return h36m_regressor(self.body_models, "smpl")
 
     def gt_smpl_mesh(self, indices: Sequence[int]) -> np.ndarray:
-        """(B, 6890, 3) float64 GT SMPL meshes of the given samples, camera frame, metres."""
+        """(B, V, 3) float64 GT SMPL meshes of the given samples (each with its gender's layer), camera frame, m."""
         meshes = np.zeros((len(indices), self.smpl_vertex_count, 3))
-        params = [self.records[i].info["smpl_param"] for i in indices]
-        for gender in sorted({p["gender"] for p in params}):
-            rows = [k for k, p in enumerate(params) if p["gender"] == gender]
+        params = [self.records[i].smpl for i in indices]
+        for gender in sorted({p.gender for p in params}):
+            rows = [k for k, p in enumerate(params) if p.gender == gender]
 
             def stack(key: str, rows: list[int] = rows) -> torch.Tensor:
-                return torch.as_tensor(np.stack([params[k][key] for k in rows]), dtype=torch.float32)
+                return torch.as_tensor(np.stack([getattr(params[k], key) for k in rows]), dtype=torch.float32)
 
             pose = stack("pose")
             with torch.no_grad():
@@ -106,6 +107,15 @@ class PW3D(BaseDataset):
                                                     betas=stack("shape"), transl=stack("trans"))  # fmt: skip
             meshes[rows] = out.vertices.numpy()
         return meshes
+
+    def _gt_meshes(self, outs: Sequence[Mapping[str, np.ndarray]], indices: Sequence[int]) -> np.ndarray:
+        """(B, V, 3) GT SMPL meshes: the ones the tester hands in with the body model's outputs (its targets'
+        'smpl_mesh_cam_target', built from the same records), else posed here from the records."""
+        handed = [o.get("smpl_mesh_cam_target") for o in outs]
+        valid = [float(np.asarray(o.get("smpl_mesh_valid", 1.0))) > 0 for o in outs]
+        if all(mesh is not None for mesh in handed) and all(valid):
+            return np.stack([np.asarray(mesh, np.float64) for mesh in handed])
+        return self.gt_smpl_mesh(indices)
 
     def evaluate(self, outs: Sequence[Mapping[str, np.ndarray]], indices: Sequence[int]) -> dict[str, list[float]]:
         """MPJPE and PA-MPJPE (mm) on the 14 H36M joints regressed from the predicted and the GT SMPL meshes.
@@ -116,7 +126,9 @@ class PW3D(BaseDataset):
         vertex error either).
 
         Args:
-            outs: per sample, the model's test output: 'smpl_mesh_cam' (6890, 3) or 'smplx_mesh_cam' (V, 3) metres.
+            outs: per sample, the model's test output: 'smpl_mesh_cam' (6890, 3) or 'smplx_mesh_cam' (V, 3) metres,
+                with the body model's eval extras 'smpl_mesh_cam_target' (6890, 3) and 'smpl_mesh_valid' () when the
+                tester hands them in.
             indices: the dataset index of each output (its GT SMPL parameters are the record's).
 
         Returns:
@@ -126,25 +138,21 @@ class PW3D(BaseDataset):
             raise ValueError(f"PW3D.evaluate: {len(outs)} outputs for {len(indices)} indices")
         if not outs:
             return {"mpjpe": [], "pa_mpjpe": []}
-        gt_mesh = self.gt_smpl_mesh(indices)
-        if all("smpl_mesh_cam" in o for o in outs):  # same topology as the GT: joints and vertices
-            pred = np.stack([o["smpl_mesh_cam"] for o in outs])  # (B, 6890, 3)
-            metrics = h36m_joint_metrics(pred, gt_mesh, self.smpl_h36m_regressor())
+        topology = mesh_topology(outs, fit_model(self.targets), self.NAME)
+        pred = np.stack([np.asarray(o[MESH_KEYS[topology]]) for o in outs])  # (B, V, 3) metres
+        gt_mesh = self._gt_meshes(outs, indices)  # (B, 6890, 3) metres
+        smpl_regressor = self.smpl_h36m_regressor()
+        if topology == "smpl":  # same topology as the GT: joints and vertices
+            metrics = h36m_joint_metrics(pred, gt_mesh, smpl_regressor)
         else:
-            pred = np.stack([o["smplx_mesh_cam"] for o in outs])  # (B, V, 3)
-            metrics = h36m_joint_metrics(pred, gt_mesh, self.body_models.h36m_regressor(),
-                                         self.smpl_h36m_regressor())  # fmt: skip
+            metrics = h36m_joint_metrics(pred, gt_mesh, h36m_regressor(self.body_models, "smplx"), smpl_regressor)
         return {k: [float(v) for v in values] for k, values in metrics.items()}
 
 
-def _smpl_param(ann: dict[str, Any], path: Any) -> dict[str, Any]:
-    """The annotation's SMPL GT as arrays: pose (72,), shape (10,), trans (3,), gender ('male'/'female'/...)."""
+def _camera(cam_param: Any, where: str) -> CameraParams:
+    """The image's intrinsics {focal, princpt} (pixels); no extrinsics: the GT is in the camera frame."""
     try:
-        param = ann["smpl_param"]
-        out = {"pose": np.asarray(param["pose"], np.float64).reshape(72),
-               "shape": np.asarray(param["shape"], np.float64).reshape(-1)[:NUM_BETAS],
-               "trans": np.asarray(param["trans"], np.float64).reshape(3),
-               "gender": _GENDERS[str(param.get("gender", "neutral")).lower()]}  # fmt: skip
-    except (KeyError, ValueError) as err:
-        raise ValueError(f"{path}: annotation {ann.get('id')} has no valid smpl_param ({err})") from None
-    return out
+        return CameraParams(focal=np.asarray(cam_param["focal"], np.float64).reshape(2),
+                            princpt=np.asarray(cam_param["princpt"], np.float64).reshape(2))  # fmt: skip
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{where}: 'cam_param' needs focal and princpt, 2 values each ({err!r})") from None

@@ -1,10 +1,16 @@
 """Synthetic dataset in AGORA's parsed layout, rendered from SMPL-X parameters of the selected body model.
 
 ``make_dataset``/``ensure_dataset`` write a split; ``ImageGenerator`` makes single images; the AGORA loader
-reads the result unchanged (``cfg.data.dataset_roots={'AGORA': DIR}``).
+reads the result unchanged (``cfg.data.dataset_roots={'AGORA': DIR}``). ``make_freihand``/``make_ffhq`` (and their
+``ensure_*``) write right-hand crops in FreiHAND's layout and face crops in FFHQ's, posed with MANO and FLAME.
 """
 
 from .dataset_writer import ensure_dataset, make_dataset
+from .ffhq_writer import ensure_ffhq, make_ffhq
+from .freihand_writer import ensure_freihand, make_freihand
 from .generator import GeneratorOptions, ImageGenerator, ImageRecords
 
-__all__ = ["GeneratorOptions", "ImageGenerator", "ImageRecords", "ensure_dataset", "make_dataset"]
+__all__ = [
+    "GeneratorOptions", "ImageGenerator", "ImageRecords", "ensure_dataset", "ensure_ffhq", "ensure_freihand",
+    "make_dataset", "make_ffhq", "make_freihand",
+]  # fmt: skip

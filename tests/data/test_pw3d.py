@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.body_models import get_body_models
+from common.body_models import MissingBodyModelFileError, get_body_models
 from common.body_models.joint_sets import SMPL_JOINTS
 from common.geometry import rotmat_to_axis_angle
 from common.utils.metrics import H36M_EVAL_JOINTS, H36M_JOINTS
@@ -145,10 +145,13 @@ def test_smpl_topology_predictions_get_the_vertex_metrics_too(pw3d):
         assert result["mpvpe"][k] == pytest.approx(np.linalg.norm(moved, axis=1).mean() * 1000, rel=1e-4)
 
 
-def test_missing_smpl_regressor_and_unknown_split(pw3d, synthetic_body_model_dir):
+def test_missing_smpl_regressor_and_train_split_only_for_the_body_model(pw3d, synthetic_body_model_dir, tmp_path):
     root, cfg, _ = pw3d
-    with pytest.raises(ValueError, match="unknown split 'train'"):
-        PW3D("train", cfg)
+    (tmp_path / "3DPW_train.json").write_bytes((root / "3DPW_test.json").read_bytes())
+    with pytest.raises(ValueError, match="split 'train' serves the SMPL body model only"):
+        PW3D("train", make_cfg(cfg.human_model_path, {"PW3D": tmp_path}))  # the whole-body family
     ds = PW3D("test", make_cfg(synthetic_body_model_dir, {"PW3D": root}))
-    with pytest.raises(FileNotFoundError, match="J_regressor_h36m_smpl.npy"):
+    with pytest.raises(MissingBodyModelFileError, match="J_regressor_h36m_smpl.npy") as err:
         ds.evaluate([{"smplx_mesh_cam": np.zeros((ds.body_models.vertex_count, 3))}], [0])
+    assert err.value.filename == str(synthetic_body_model_dir / SMPL_H36M_REGRESSOR)
+    assert "Hand4Whole_RELEASE" in str(err.value)  # where the file comes from

@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from common.utils.metrics import report
+from data.targets.hand4whole import EVAL_EXTRAS
 
 Sample = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]
 
@@ -35,6 +36,7 @@ class InMemoryDataset(Dataset):
     """
 
     NAME = "InMemory"
+    eval_extras = EVAL_EXTRAS  # Hand4Whole's: the GT mesh and crop maps reach `evaluate` beside the predictions
 
     def __init__(self, samples: list[Sample]) -> None:
         self.samples = samples

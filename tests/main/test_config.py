@@ -66,7 +66,10 @@ def test_defaults_are_hand4whole_values() -> None:
         "normalize_image": False,
         "roi_align_aligned": False,
         "left_hand_unflip": "heatmap",
-        "part": "wholebody",
+        "arch": "hand4whole",
+        # Hand4Whole switched these on when training on / testing on AGORA; here they are explicit keys.
+        "proj_detach_joint_cam": False,
+        "test_all_joints": False,
     }
     assert set(expected_model) == {f.name for f in dataclasses.fields(ModelConfig)}
     for name, value in expected_model.items():
@@ -104,7 +107,8 @@ def test_yaml_overlay(name: str) -> None:
     cfg = load_config(name)
     assert cfg.data.trainset_3d == ["AGORA"] and cfg.data.trainset_2d == [] and cfg.data.testset == "AGORA"
     assert cfg.train.lr_dec_epoch == [40, 60] and cfg.train.end_epoch == 70
-    assert cfg.train.lr == 1e-4 and cfg.model == ModelConfig()  # keys the file does not set keep their defaults
+    # keys the file does not set keep their defaults
+    assert cfg.train.lr == 1e-4 and cfg.model == ModelConfig(proj_detach_joint_cam=True, test_all_joints=True)
     assert "agora_finetune" in available_configs()
 
 
@@ -349,20 +353,25 @@ def test_train_speed_settings_reject_bad_values(override: str, key: str) -> None
 
 @pytest.mark.parametrize("part", ["body", "hand", "face"])
 def test_pose2pose_overlays_select_a_part_model_with_a_consistent_heatmap(part: str) -> None:
-    assert load_config().model.part == "wholebody"
+    assert load_config().model.arch == "hand4whole"
     model = load_config(f"pose2pose_{part}").model
-    assert model.part == part and model.resnet_type == 50
+    assert model.arch == f"pose2pose_{part}" and model.resnet_type == 50
     assert model.output_hm_shape[1:] == tuple(size // 32 for size in model.input_img_shape)
     assert model.princpt == (model.input_img_shape[1] / 2, model.input_img_shape[0] / 2)
 
 
 def test_part_model_rejects_a_heatmap_that_does_not_match_its_input() -> None:
     with pytest.raises(ConfigError) as raised:
-        load_config(overrides=["model.part=hand"])  # Hand4Whole's 512x384 crop gives 16x12 features, not 8x6
+        load_config(overrides=["model.arch=pose2pose_hand"])  # Hand4Whole's 512x384 crop: 16x12 features, not 8x6
     assert raised.value.key == "model.output_hm_shape" and "(D, 16, 12)" in str(raised.value)
     with pytest.raises(ConfigError) as raised:
-        load_config(overrides=["model.part=legs"])
-    assert raised.value.key == "model.part"
+        load_config(overrides=["model.arch=legs"])
+    assert raised.value.key == "model.arch"
+
+
+def test_agora_overlay_switches_the_agora_behaviours_by_explicit_keys() -> None:
+    model = load_config("agora_finetune").model
+    assert model.proj_detach_joint_cam and model.test_all_joints
 
 
 def test_train_engine_settings_defaults_and_overrides() -> None:

@@ -39,11 +39,22 @@ def test_test_mode_outputs(default_model: WholeBodyModel) -> None:
         out = default_model({"img": img}, {}, {}, "test")
     vertices = default_model.smplx_head.layer.v_template.shape[0]
     expected = {
-        "img": (2, 3, 512, 384), "joint_img": (2, 65, 3), "joint_cam": (2, 137, 3), "smplx_joint_proj": (2, 137, 2),
-        "smplx_mesh_cam": (2, vertices, 3), "smplx_root_pose": (2, 3), "smplx_body_pose": (2, 63),
-        "smplx_lhand_pose": (2, 45), "smplx_rhand_pose": (2, 45), "smplx_jaw_pose": (2, 3), "smplx_shape": (2, 10),
-        "smplx_expr": (2, 10), "cam_trans": (2, 3), "lhand_bbox": (2, 4), "rhand_bbox": (2, 4), "face_bbox": (2, 4),
-    }  # fmt: skip
+        "joint_img": (2, 65, 3),
+        "joint_cam": (2, 137, 3),
+        "smplx_joint_proj": (2, 137, 2),
+        "smplx_mesh_cam": (2, vertices, 3),
+        "smplx_root_pose": (2, 3),
+        "smplx_body_pose": (2, 63),
+        "smplx_lhand_pose": (2, 45),
+        "smplx_rhand_pose": (2, 45),
+        "smplx_jaw_pose": (2, 3),
+        "smplx_shape": (2, 10),
+        "smplx_expr": (2, 10),
+        "cam_trans": (2, 3),
+        "lhand_bbox_xyxy_crop": (2, 4),
+        "rhand_bbox_xyxy_crop": (2, 4),
+        "face_bbox_xyxy_crop": (2, 4),
+    }  # fmt: skip  (predictions only: no echoed input)
     assert vertices == 10475
     assert {key: tuple(value.shape) for key, value in out.items()} == expected
     for key, value in out.items():
@@ -88,7 +99,7 @@ def test_bf16_autocast_on_cpu_matches_fp32(small_cfg: Config) -> None:
         "cam_trans": 0.03,
     }
     tolerance |= {k: 0.1 for k in ref if k.endswith("_pose")} | {"smplx_shape": 0.01, "smplx_expr": 0.01}
-    tolerance |= {f"{part}_bbox": 1.0 for part in ("lhand", "rhand", "face")} | {"img": 0.0}
+    tolerance |= {f"{part}_bbox_xyxy_crop": 1.0 for part in ("lhand", "rhand", "face")}
     assert set(tolerance) == set(ref)
     for key, value in low.items():
         assert value.dtype == torch.float32 and torch.isfinite(value).all(), key
@@ -192,11 +203,15 @@ def test_corrected_quirk_options_run(
 def test_agora_settings_and_imagenet_init(make_small_cfg: Callable[..., Config], tmp_path: Path) -> None:
     weights = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), weights)
-    agora = ("data.trainset_3d=[AGORA]", "data.trainset_2d=[]", "data.testset=AGORA")
+    cfg = make_small_cfg(f"model.face_backbone_weights={weights}")
+    assert not get_model(cfg, "test").proj_detach_joint_cam  # explicit keys, whatever the datasets are
+    agora = ("model.proj_detach_joint_cam=true", "model.test_all_joints=true")
     cfg = make_small_cfg(*agora, f"model.face_backbone_weights={weights}")
     model = get_model(cfg, "train")
     assert model.proj_detach_joint_cam and model.test_all_joints
-    torch.testing.assert_close(model.face_roi_net.backbone.conv1.weight, torch.load(weights)["conv1.weight"])
+    torch.testing.assert_close(
+        model.face_roi_net.backbone.conv1.weight, torch.load(weights, weights_only=True)["conv1.weight"]
+    )
     with torch.no_grad():
         out = model.eval()({"img": torch.rand(1, 3, *cfg.model.input_img_shape)}, mode="test")
     assert out["smplx_joint_proj"].shape == (1, 144, 2) and out["joint_cam"].shape == (1, 137, 3)

@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 import torch
 
+from common.engine.cli import run_cli
 from common.engine.snapshot import (
     SnapshotError,
     latest_snapshot,
@@ -93,18 +94,36 @@ def test_merge_cli_writes_an_epoch_zero_snapshot_and_never_overwrites_silently(t
     assert snapshot["epoch"] == 0 and snapshot["partial"] is True
     assert torch.equal(snapshot["network"]["hand_roi_net.backbone.conv1.weight"], torch.ones(4, 3, 1, 1))
     before = (tmp_path / "s0").read_bytes()
-    assert merge.main(args) == 1, "an existing output needs --force"
+    assert run_cli(merge.main, args) == 2, "an existing output needs --force"
     assert "exists" in capsys.readouterr().err and (tmp_path / "s0").read_bytes() == before
     assert merge.main(args + ["--force"]) == 0
-    assert merge.main(["--wholebody", str(tmp_path / "missing.pth"), "--hand", str(tmp_path / "hand.pth")]) == 1
-    assert "missing.pth" in capsys.readouterr().err
+    assert (
+        run_cli(merge.main, ["--wholebody", str(tmp_path / "missing.pth"), "--hand", str(tmp_path / "hand.pth")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "missing.pth" in err and len(err.strip().splitlines()) == 1
+
+
+def test_reset_epoch_reports_a_missing_input_in_one_line_with_exit_code_2(tmp_path: Path, capsys) -> None:
+    reset = load_tool("reset_epoch")
+    assert run_cli(reset.main, ["--src", str(tmp_path / "snapshot_6.pth.tar"), "--out", str(tmp_path / "s0")]) == 2
+    err = capsys.readouterr().err
+    assert "snapshot_6.pth.tar" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "s0").exists()
 
 
 def test_reset_epoch_drops_the_training_state_unless_kept() -> None:
     reset = load_tool("reset_epoch")
-    snapshot = {"epoch": 6, "network": toy_wholebody(), "optimizer": {"state": {}}, "scheduler": {}, "config": {"a": 1}}
+    snapshot = {
+        "epoch": 6,
+        "network": toy_wholebody(),
+        "optimizer": {"state": {}},
+        "scheduler": {},
+        "config": {"a": 1},
+        "rng_states": [{"torch": torch.zeros(3)}],
+    }  # fmt: skip  (the keys common/engine/trainer.py saves)
     fresh = reset.reset_epoch(snapshot)
-    assert fresh["epoch"] == 0 and "optimizer" not in fresh and "scheduler" not in fresh and fresh["config"] == {"a": 1}
+    assert fresh["epoch"] == 0 and fresh["config"] == {"a": 1}
+    assert not {"optimizer", "scheduler", "rng_states"} & set(fresh)
     assert snapshot["epoch"] == 6, "the input is not modified"
     assert reset.reset_epoch(snapshot, keep_optimizer=True)["optimizer"] == {"state": {}}
 
