@@ -10,7 +10,8 @@ The person box is --bbox when given, else the best person of torchvision's Faste
 is given (--detector-weights), else the whole image. The checkpoint defaults to the highest
 <output_dir>/model_dump/snapshot_*.pth.tar, the config to the one embedded in it. Relative paths are relative
 to the repository root. Bad input (an unreadable image, a box outside the image, a missing checkpoint or
-config, weights that do not fit the model, an unknown GPU) ends with one line on stderr and exit code 2.
+config, weights that do not fit the model, an unknown GPU, an output folder that cannot be created or written)
+ends with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from common.engine.cli import UsageError, parse_gpu_ids, run_cli
+from common.engine.run_log import check_output_folders
 from common.engine.snapshot import latest_snapshot, read_snapshot
 from common.paths import REPO_ROOT, resolve_repo_path
 from common.utils.image_io import ImageReadError, read_image
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     snapshot_file = _checkpoint(args)
     snapshot = read_snapshot(snapshot_file)
     cfg, cfg_source = demo_config(args.cfg, args.overrides, snapshot)
+    out_dir = resolve_repo_path(args.out) if args.out else Path(cfg.output_dir) / "vis" / "demo"
+    check_output_folders([out_dir])  # before the detector and the model are built
     bbox, box_source = _person_box(args, image, device)
     crop = person_crop(bbox, image.shape[:2], cfg.model.input_img_shape)
     if crop is None:
@@ -135,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     view = family.mesh_view(cfg)
     model = build_model(cfg, snapshot["network"], device)
     prediction = predict_person(model, image, crop, cfg.model, view, device, is_left=args.hand_side == "left")
-    out_dir = resolve_repo_path(args.out) if args.out else Path(cfg.output_dir) / "vis" / "demo"
     with MeshRenderer(image.shape[1], image.shape[0]) as renderer:
         paths = write_demo_outputs(out_dir, image, prediction, view, bbox, renderer)
     print(f"image {image_path}; box {np.round(bbox, 1).tolist()} from {box_source}")

@@ -4,7 +4,9 @@
     python -m main.test --gpu 0 --ckpt PATH    (any snapshot, e.g. a public Hand4Whole snapshot_6.pth.tar)
 
 --test_epoch N reads output/model_dump/snapshot_N.pth.tar; the weights are loaded strictly (`module.` prefixes
-accepted). The metrics go to output/result/<dataset>/metrics.json and output/log/test_logs.txt.
+accepted). The metrics go to output/result/<dataset>/metrics.json (written atomically) and output/log/test_logs.txt.
+Bad input ends with one line and exit code 2: a missing or unreadable snapshot, an output folder that cannot be
+created or written (checked before any work), an empty test set (an earlier metrics.json is kept as it was).
 """
 
 import sys
@@ -15,10 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 import argparse
 import functools
 import logging
+import os
 
 from common.engine.cli import parse_gpu_ids, run_cli
 from common.engine.distributed import plan_launch
-from common.engine.run_log import RunPaths
+from common.engine.run_log import RunPaths, check_output_folders
 from common.engine.snapshot import SnapshotError, snapshot_path
 from common.engine.tester import TestJob, run_test
 from main.config import ConfigError, load_config
@@ -41,12 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     gpu_ids = parse_gpu_ids(args.gpu) if args.gpu else None
     cfg = load_config(args.cfg, args.overrides)
+    paths = RunPaths(cfg.output_dir)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, the one process that writes; before any work
+        check_output_folders([paths.log_dir, paths.result_dir])
     if args.ckpt is not None:
         checkpoint = args.ckpt.expanduser()
         if not checkpoint.is_file():
             raise SnapshotError(f"--ckpt: snapshot not found: {checkpoint}")
     else:
-        checkpoint = snapshot_path(RunPaths(cfg.output_dir).model_dir, args.test_epoch)
+        checkpoint = snapshot_path(paths.model_dir, args.test_epoch)
         if not checkpoint.is_file():
             raise SnapshotError(f"--test_epoch {args.test_epoch}: snapshot not found: {checkpoint}")
     plan = plan_launch(gpu_ids, cfg.train.cpu_processes)

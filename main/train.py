@@ -7,7 +7,13 @@
 
 Writes output/model_dump/snapshot_{epoch}.pth.tar after every epoch, output/log/train_logs.txt, TensorBoard files
 in output/log/tensorboard/ and the run's config as output/log/train_config.yaml (output/ = cfg.output_dir).
-`--continue` resumes from the highest snapshot (README, Training and testing).
+`--continue` resumes from the highest snapshot (README, Training and testing); when that file cannot be read
+(truncated), it stops naming it and the newest good snapshot, and `--continue-from-last-good` resumes from that one.
+
+Exit codes: 0 done; 2 bad input or an unwritable output (one line: an output folder that cannot be created or
+written, checked before any work; a full disk when writing a snapshot, with the OS reason; an unreadable
+snapshot); 1 training diverged (a NaN/inf loss, or weights that are NaN, inf or above 1e20 before a snapshot:
+none is written).
 """
 
 import sys
@@ -22,8 +28,9 @@ import os
 
 from common.engine.cli import UsageError, parse_gpu_ids, run_cli
 from common.engine.distributed import plan_launch
-from common.engine.nonfinite import NonFiniteLossError
-from common.engine.run_log import RunPaths
+from common.engine.nonfinite import TrainingDivergedError
+from common.engine.resume import LAST_GOOD_FLAG
+from common.engine.run_log import RunPaths, check_output_folders
 from common.engine.snapshot import latest_snapshot
 from common.engine.trainer import TrainJob, run_training
 from main.config import ConfigError, config_to_dict, load_config, save_config
@@ -35,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpu", default="", help="GPU ids: '0', '0,1,2,3' or '0-3' (default 0; ignored without CUDA)")
     parser.add_argument("--lr", type=float, help="learning rate (sets train.lr)")
     parser.add_argument("--continue", dest="resume", action="store_true", help="resume from the highest snapshot")
+    parser.add_argument(LAST_GOOD_FLAG, dest="resume_last_good", action="store_true",
+                        help="like --continue, but when the highest snapshot cannot be read (e.g. truncated), resume "
+                             "from the newest one that can (the skipped file is named in the log)")  # fmt: skip
     parser.add_argument("--cfg", help="a yaml overlay: a name in main/configs/ or a path")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.end_epoch=10")
     return parser
@@ -47,21 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [*args.overrides, *([f"train.lr={args.lr!r}"] if args.lr is not None else [])]
     cfg = load_config(args.cfg, overrides)
     paths = RunPaths(cfg.output_dir)
-    if args.resume and latest_snapshot(paths.model_dir) is None:
+    writer = os.environ.get("RANK", "0") == "0"  # under torchrun, one process writes the outputs
+    if writer:  # before anything is built, so an unwritable folder costs no data loading
+        check_output_folders([paths.model_dir, paths.log_dir])
+    resume = args.resume or args.resume_last_good
+    if resume and latest_snapshot(paths.model_dir) is None:
         raise UsageError(f"--continue: no snapshot_<epoch>.pth.tar in {paths.model_dir}")
     plan = plan_launch(gpu_ids, cfg.train.cpu_processes)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process writes it
+    if writer:
         save_config(cfg, paths.log_dir / "train_config.yaml")
     from data import build_trainset  # here, not at the top: importing the datasets is not needed for --help
     from data.dataset import worker_init_fn
 
     family = get_family(cfg)
     job = TrainJob(cfg, config_to_dict(cfg), functools.partial(family.build_model, mode="train"), build_trainset,
-                   resume=args.resume, worker_init_fn=worker_init_fn, make_picture=family.make_picture,
-                   param_groups=family.param_groups, collate_fn=family.collate_fn)  # fmt: skip
+                   resume=resume, resume_last_good=args.resume_last_good, worker_init_fn=worker_init_fn,
+                   make_picture=family.make_picture, param_groups=family.param_groups,
+                   collate_fn=family.collate_fn)  # fmt: skip
     try:
         run_training(job, plan, user_errors=(ConfigError,))
-    except NonFiniteLossError as exc:
+    except TrainingDivergedError as exc:
         print(f"train.py: training stopped: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from common.engine.checkpoint import StateDictMismatchError
 from common.engine.snapshot import SnapshotError
+from common.utils.atomic_io import OutputWriteError
 
 _ACCEPTED_FORMS = "one id '0', a list '0,1,2,3' or an inclusive range '0-3'"
 # [0-9] rather than \d, which also matches non-ASCII digits such as '١'.
@@ -49,10 +50,12 @@ class UsageError(Exception):
     """Bad input from the command line (a path, an id, a box): reported in one line, exit code 2."""
 
 
-# Errors that mean "the user's input is wrong", not "the code is wrong": their message names the file or key at
-# fault, so a traceback would only hide it. Anything else propagates with its traceback.
+# Errors that mean "the user's input or the machine is wrong", not "the code is wrong": their message names the
+# file, folder or key at fault (OutputWriteError: an unwritable output folder, a full disk, with the OS reason), so
+# a traceback would only hide it. Anything else propagates with its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     UsageError, FileNotFoundError, argparse.ArgumentTypeError, SnapshotError, StateDictMismatchError,
+    OutputWriteError,
 )  # fmt: skip
 USAGE_EXIT_CODE = 2  # what argparse itself returns for a bad argument
 

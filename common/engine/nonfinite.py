@@ -1,24 +1,78 @@
-"""Stop on a NaN or inf loss without synchronising the host with the device at every step.
+"""Stop on a NaN or inf loss without synchronising the host with the device at every step, and never snapshot
+weights that diverged.
 
 Each step the guard records, on the device, the first step whose summed loss is not finite and that step's
 loss terms; a copy of that record travels to pinned host memory asynchronously and is read once the copy is
 done, a step or two later. So on a GPU the check costs no stall, yet a non-finite loss still stops training,
 naming the step and the term(s) at fault. On the CPU the record is read directly.
+
+A finite loss does not make finite weights: one optimizer step with a huge learning rate or an exploded
+gradient can leave |w| = 1e30 (or inf/NaN) behind a finite loss. `check_weights` looks at every floating-point
+tensor of the state to be saved, once before each snapshot: one max-|w| reduction per tensor on the device and
+a single host read of the verdict, so its cost is one pass over the weights per epoch (no per-step sync).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["NonFiniteGuard", "NonFiniteLossError", "describe_nonfinite"]
+__all__ = [
+    "WEIGHT_BOUND",
+    "DivergedWeightsError",
+    "NonFiniteGuard",
+    "NonFiniteLossError",
+    "TrainingDivergedError",
+    "check_weights",
+    "describe_nonfinite",
+]
+
+# |w| above this is divergence, not learning: trained weights of these networks stay within a few hundred, and
+# float32 overflows (inf) near 3.4e38, after which every result is NaN.
+WEIGHT_BOUND = 1e20
+_LISTED_TENSORS = 3
 
 
-class NonFiniteLossError(RuntimeError):
+class TrainingDivergedError(RuntimeError):
+    """Training stopped because the loss or the weights stopped being usable numbers (one message argument)."""
+
+
+class NonFiniteLossError(TrainingDivergedError):
     """The training loss became NaN or inf; the message names the step and the loss term(s)."""
+
+
+class DivergedWeightsError(TrainingDivergedError):
+    """A weight is NaN, inf or above `WEIGHT_BOUND` in magnitude; the message names the tensor(s)."""
+
+
+def check_weights(state: Mapping[str, Tensor], bound: float = WEIGHT_BOUND, when: str = "") -> None:
+    """Raises DivergedWeightsError unless every floating-point tensor of ``state`` is finite with max |w| <= bound.
+
+    One max-|w| reduction per tensor runs on the tensors' device, and one boolean reaches the host (the only
+    synchronisation); the per-tensor values are read only to name the culprits once something is wrong.
+
+    Args:
+        state: name -> tensor, e.g. ``model.state_dict()`` (integer buffers such as BatchNorm's counters skipped).
+        bound: the largest magnitude accepted.
+        when: words for the message, e.g. "before writing snapshot_3.pth.tar".
+    """
+    named = [(name, tensor.detach()) for name, tensor in state.items()
+             if tensor.is_floating_point() and tensor.numel() > 0]  # fmt: skip
+    if not named:
+        return
+    # NaN propagates through the max, and NaN <= bound is False, so one comparison catches NaN, inf and 1e30.
+    peaks = torch.stack([torch.linalg.vector_norm(t, ord=float("inf")).float() for _, t in named])  # (N,)
+    if bool((peaks <= bound).all()):
+        return
+    values = peaks.tolist()
+    bad = [(name, value) for (name, _), value in zip(named, values, strict=True) if not value <= bound]
+    listed = ", ".join(f"{name} max |w| = {value:g}" for name, value in bad[:_LISTED_TENSORS])
+    more = f" and {len(bad) - _LISTED_TENSORS} more tensor(s)" if len(bad) > _LISTED_TENSORS else ""
+    raise DivergedWeightsError(f"weights diverged{' ' + when if when else ''}: {listed}{more} (bound {bound:g}); "
+                               "lower train.lr or set train.grad_clip_norm")  # fmt: skip
 
 
 def describe_nonfinite(names: Sequence[str], values: Sequence[float]) -> str:

@@ -9,23 +9,46 @@
   the keys it has are loaded, the modules it lacks keep their fresh initialisation and are listed. This is the
   one place where not every model key must be in the file; unexpected keys and shape differences are still
   errors.
+
+Which snapshot: the highest epoch in model_dump (`read_resume_snapshot`). When that file cannot be read (a
+truncated copy, a disk error), `--continue` stops with one line naming it and the newest snapshot that does read;
+`--continue-from-last-good` resumes from that one instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 
 from common.engine.checkpoint import StateDictMismatchError, load_network_state, strip_module_prefix
+from common.engine.cli import UsageError
+from common.engine.snapshot import (
+    SnapshotError,
+    latest_snapshot,
+    newest_readable_snapshot,
+    read_snapshot,
+    snapshot_epoch,
+)
 
-__all__ = ["is_training_snapshot", "load_partial_network_state", "load_weights"]
+__all__ = [
+    "LAST_GOOD_FLAG",
+    "ResumePoint",
+    "is_training_snapshot",
+    "load_partial_network_state",
+    "load_weights",
+    "read_resume_snapshot",
+]
 
 logger = logging.getLogger(__name__)
 
 _LISTED_MODULES = 30
+LAST_GOOD_FLAG = "--continue-from-last-good"  # main/train.py's flag, named in the messages
 
 
 def is_training_snapshot(snapshot: Mapping[str, Any]) -> bool:
@@ -85,3 +108,43 @@ def load_weights(model: nn.Module, snapshot: Mapping[str, Any], path: str) -> No
                     _modules_of(left) or "no module")  # fmt: skip
     else:
         load_network_state(model, snapshot["network"])
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The snapshot `--continue` resumes from (path and content), and the newer unreadable one it passed over."""
+
+    path: Path
+    snapshot: dict[str, Any]
+    skipped: Path | None = None  # the unreadable newest snapshot, when resuming from the last good one
+    problem: str = ""  # why it could not be read
+
+
+def read_resume_snapshot(model_dir: str | os.PathLike[str], from_last_good: bool = False) -> ResumePoint:
+    """Reads the highest-epoch snapshot of ``model_dir``; when it is unreadable, finds the newest one that reads.
+
+    Args:
+        model_dir: the run's model_dump folder.
+        from_last_good: resume from the newest readable snapshot when the newest one cannot be read
+            (`--continue-from-last-good`); otherwise that is an error.
+
+    Raises:
+        UsageError: ``model_dir`` has no snapshot.
+        SnapshotError: one line: the newest snapshot cannot be read (the message names it, the reason, and the
+            newest good snapshot with the flag that resumes from it), or no snapshot there reads at all.
+    """
+    newest = latest_snapshot(model_dir)
+    if newest is None:
+        raise UsageError(f"--continue: no snapshot_<epoch>.pth.tar in {model_dir}")
+    try:
+        return ResumePoint(newest, read_snapshot(newest))
+    except SnapshotError as exc:
+        problem = str(exc)
+    found = newest_readable_snapshot(model_dir, below_epoch=snapshot_epoch(newest))
+    if found is None:
+        raise SnapshotError(f"--continue: {problem}; no older snapshot in {model_dir} can be read either")
+    good, snapshot = found
+    if not from_last_good:
+        raise SnapshotError(f"--continue: the newest snapshot is unreadable ({problem}); the newest good snapshot "
+                            f"is {good}: resume from it with {LAST_GOOD_FLAG}")  # fmt: skip
+    return ResumePoint(good, snapshot, skipped=newest, problem=problem)

@@ -1,13 +1,26 @@
-"""Where a run writes its logs: the text log (output/log/train_logs.txt, test_logs.txt) and TensorBoard."""
+"""Where a run writes: its output folders, checked before any work, the text log (output/log/train_logs.txt,
+test_logs.txt) and TensorBoard."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunPaths", "attach_log_file", "detach_log_file", "open_tensorboard"]
+from common.utils.atomic_io import OutputWriteError
+
+__all__ = [
+    "OutputFolderError",
+    "RunPaths",
+    "attach_log_file",
+    "check_output_folders",
+    "detach_log_file",
+    "open_tensorboard",
+]
 
 
 class RunPaths:
@@ -20,6 +33,61 @@ class RunPaths:
         self.vis_dir = self.output_dir / "vis"
         self.result_dir = self.output_dir / "result"
         self.tensorboard_dir = self.log_dir / "tensorboard"
+
+
+class OutputFolderError(OutputWriteError):
+    """An output folder cannot be created or written; ``str`` names it and the OS reason (an OSError: exit 2)."""
+
+    def __str__(self) -> str:
+        return f"output folder {self.filename} cannot be created or written: {self.strerror}"
+
+
+def _blocking_file(folder: Path) -> Path | None:
+    """The nearest existing ancestor of ``folder`` (or itself) when that is a file, not a folder; else None."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _probe(folder: Path) -> None:
+    """Creates ``folder`` and writes, then removes, a small file in it (an OSError when either is refused)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write_probe.{os.getpid()}"
+    descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(descriptor, b"probe")
+    finally:
+        os.close(descriptor)
+        probe.unlink(missing_ok=True)
+
+
+def check_output_folders(folders: Iterable[str | os.PathLike[str]]) -> None:
+    """Checks, before any work, that each folder can be created and written: create it, write and remove a file.
+
+    Folders the check had to create are removed again (when still empty), so a run that stops on a later error
+    leaves nothing behind; the writers create them when they write. A folder that exists keeps its content.
+
+    Raises:
+        OutputFolderError: the first folder that cannot be created or written, with the OS reason (e.g. "Not a
+            directory (/runs/a_file is a file)", "Permission denied", "Read-only file system").
+    """
+    for folder in map(Path, folders):
+        missing = [p for p in (folder, *folder.parents) if not p.exists() and not p.is_symlink()]
+        try:
+            blocking = _blocking_file(folder)
+            if blocking is not None:
+                raise NotADirectoryError(errno.ENOTDIR, f"{os.strerror(errno.ENOTDIR)} ({blocking} is a file)")
+            _probe(folder)
+        except OSError as exc:
+            reason = exc.strerror or " ".join(str(exc).split())
+            raise OutputFolderError(exc.errno, reason, str(folder)) from exc
+        finally:
+            for created in missing:  # the deepest first
+                try:
+                    created.rmdir()
+                except OSError:  # not created after all, or no longer empty
+                    break
 
 
 def attach_log_file(path: Path, is_main: bool) -> logging.Handler | None:

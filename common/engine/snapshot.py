@@ -2,7 +2,10 @@
 
 Hand4Whole's file name and top-level keys, so its tools and ours read each other's files. Files are
 written to a temporary file in the same folder and renamed into place: a crash or a full disk never
-leaves a truncated snapshot where a good one was. Reading names the file and the problem.
+leaves a truncated snapshot where a good one was. A full disk (or any write the OS refuses) is one
+`OutputWriteError` naming the file and the OS reason, and the temporary file is removed; a kill during
+the write leaves the temporary file (``.snapshot_<epoch>.pth.tar.<random>.tmp``), which
+`remove_partial_snapshots` deletes when training next starts. Reading names the file and the problem.
 
 Reading uses ``torch.load(weights_only=True)``, which rebuilds tensors, containers and plain scalars
 and calls nothing else, so a snapshot from anywhere cannot run code. Everything we store is of that
@@ -23,9 +26,10 @@ from typing import Any
 import torch
 
 from common.engine.checkpoint import strip_module_prefix
-from common.utils.atomic_io import write_atomic
+from common.utils.atomic_io import is_temporary_of, write_atomic
 
 SNAPSHOT_PATTERN = re.compile(r"^snapshot_(\d+)\.pth\.tar$")
+_SNAPSHOT_NAME = r"snapshot_\d+\.pth\.tar"  # SNAPSHOT_PATTERN without its group and anchors
 
 
 class SnapshotError(RuntimeError):
@@ -36,18 +40,40 @@ def snapshot_path(model_dir: str | os.PathLike[str], epoch: int) -> Path:
     return Path(model_dir) / f"snapshot_{epoch}.pth.tar"
 
 
+def _snapshots_by_epoch(model_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """The ``snapshot_<epoch>.pth.tar`` files of ``model_dir`` as (epoch, path), lowest epoch first."""
+    return sorted((int(m.group(1)), p) for p in Path(model_dir).glob("snapshot_*.pth.tar")
+                  if (m := SNAPSHOT_PATTERN.match(p.name)))  # fmt: skip
+
+
 def prune_snapshots(model_dir: str | os.PathLike[str], keep: int) -> list[Path]:
     """Deletes all but the ``keep`` highest-epoch ``snapshot_<epoch>.pth.tar`` files (keep 0: none deleted).
 
     Returns:
         The deleted paths.
     """
-    found = sorted((int(m.group(1)), p) for p in Path(model_dir).glob("snapshot_*.pth.tar")
-                   if (m := SNAPSHOT_PATTERN.match(p.name)))  # fmt: skip
+    found = _snapshots_by_epoch(model_dir)
     stale = [path for _, path in found[: max(len(found) - keep, 0)]] if keep > 0 else []
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def remove_partial_snapshots(model_dir: str | os.PathLike[str]) -> list[Path]:
+    """Deletes the temporary files of snapshot writes that never finished (the process was killed mid-write).
+
+    `write_snapshot` writes ``.snapshot_<epoch>.pth.tar.<random>.tmp`` and renames it into place; only a kill
+    between the two leaves one, which nothing reads. Call it where no snapshot is being written (one run per
+    output folder: at the start of training and after each snapshot, on the process that writes them).
+
+    Returns:
+        The deleted paths, sorted.
+    """
+    folder = Path(model_dir)
+    partial = sorted(p for p in folder.glob(".snapshot_*.tmp") if is_temporary_of(p.name, _SNAPSHOT_NAME))
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial
 
 
 def latest_snapshot(model_dir: str | os.PathLike[str]) -> Path | None:
@@ -56,18 +82,44 @@ def latest_snapshot(model_dir: str | os.PathLike[str]) -> Path | None:
     Only files named exactly ``snapshot_<int>.pth.tar`` count, so a renamed copy such as
     ``snapshot_6_all.pth.tar`` is never picked up by accident.
     """
-    found = [
-        (int(m.group(1)), p)
-        for p in Path(model_dir).glob("snapshot_*.pth.tar")
-        if (m := SNAPSHOT_PATTERN.match(p.name))
-    ]
-    return max(found)[1] if found else None
+    found = _snapshots_by_epoch(model_dir)
+    return found[-1][1] if found else None
+
+
+def newest_readable_snapshot(
+    model_dir: str | os.PathLike[str], below_epoch: int | None = None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The highest-epoch snapshot of ``model_dir`` that reads as a snapshot, and its content.
+
+    Each candidate is read in full (newest first) until one loads, so this costs one `read_snapshot` per
+    unreadable file plus one; `--continue` calls it only when the newest snapshot cannot be read.
+
+    Args:
+        model_dir: the run's model_dump folder.
+        below_epoch: only snapshots of lower epochs are tried (None: all).
+    """
+    for epoch, path in reversed(_snapshots_by_epoch(model_dir)):
+        if below_epoch is not None and epoch >= below_epoch:
+            continue
+        try:
+            return path, read_snapshot(path)
+        except SnapshotError:
+            continue
+    return None
+
+
+def snapshot_epoch(path: str | os.PathLike[str]) -> int | None:
+    """The epoch in a ``snapshot_<epoch>.pth.tar`` file name (None for any other name)."""
+    match = SNAPSHOT_PATTERN.match(Path(path).name)
+    return int(match.group(1)) if match else None
 
 
 # torch's weights_only refusal names the global as "GLOBAL module.name" ("GLOBAL name" for builtins)
 _REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 # the useful part of torch's other weights_only errors, e.g. "Unsupported operand 103" for a file that is no pickle
 _UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)")
+# torch's zip reader on a cut-short or damaged archive: the first sentence says what failed, the rest is advice
+_ZIP_READER_FAILURE = re.compile(r"(PytorchStreamReader failed [^.]*)")
 
 
 def _refused_global(error: pickle.UnpicklingError) -> str | None:
@@ -106,7 +158,10 @@ def load_tensor_file(path: str | os.PathLike[str], what: str = "snapshot") -> An
             f"(torch.load weights_only=True) does not allow because it could run code"
         ) from exc
     except Exception as exc:  # torch raises many types for corrupt files (zip, EOF, runtime errors)
-        raise SnapshotError(f"cannot read {what} {path}: {' '.join(str(exc).split())}") from exc
+        text = " ".join(str(exc).split())  # one line
+        if match := _ZIP_READER_FAILURE.search(text):
+            raise SnapshotError(f"cannot read {what} {path}: truncated or corrupt ({match.group(1)})") from exc
+        raise SnapshotError(f"cannot read {what} {path}: {text}") from exc
 
 
 def read_snapshot(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -132,6 +187,12 @@ def write_snapshot(snapshot: Mapping[str, Any], path: str | os.PathLike[str], ov
         snapshot: at least ``epoch`` and ``network``.
         path: destination; its folder is created.
         overwrite: when False, an existing file is an error instead of being replaced.
+
+    Raises:
+        SnapshotError: the snapshot lacks ``epoch`` or ``network``, or ``path`` exists and overwrite is False.
+        common.utils.atomic_io.OutputWriteError: the OS refused the write (e.g. ENOSPC: "cannot write <path>: No
+            space left on device", not torch's "unexpected pos"); no temporary file remains and a previous file
+            at ``path`` is intact.
     """
     path = Path(path)
     if "network" not in snapshot or "epoch" not in snapshot:

@@ -4,6 +4,8 @@ Every process loads the snapshot strictly, runs the model in 'test' mode over it
 i goes to rank i % world_size, so no sample is padded in or counted twice) and calls the dataset's `evaluate` on
 each batch, as Hand4Whole does, so only per-sample metrics travel between processes, never meshes. Rank 0
 gathers them in sample order and calls the dataset's `report`, which writes output/result/<dataset>/metrics.json.
+An empty test set is an error (naming the dataset and split) raised before anything is evaluated or written, so
+an earlier metrics.json is never replaced by an empty table.
 
 `evaluate(outs, indices)` receives, per sample, the model's test outputs (predictions only; numpy, no batch
 dimension) plus the ground truth the dataset names in its `eval_extras` (the family's target builder decides:
@@ -26,6 +28,7 @@ from tqdm import tqdm
 
 from common.engine.acceleration import prepare_model
 from common.engine.checkpoint import load_network_state
+from common.engine.cli import UsageError
 from common.engine.distributed import LaunchPlan, WorkerContext, all_gather_objects, launch
 from common.engine.run_log import RunPaths, attach_log_file, detach_log_file
 from common.engine.snapshot import read_snapshot
@@ -95,6 +98,7 @@ def test_worker(ctx: WorkerContext, job: TestJob) -> None:
         load_network_state(model, read_snapshot(job.checkpoint)["network"])
         model = prepare_model(model, ctx.device, cfg.train.channels_last, compile=False).train(False)
         dataset = job.build_testset(cfg)
+        _require_samples(dataset, cfg, paths)
         indices = list(range(ctx.rank, len(dataset), ctx.world_size))
         loader = DataLoader(Subset(dataset, indices), batch_size=cfg.test.test_batch_size, shuffle=False,
                             num_workers=cfg.data.num_thread, pin_memory=ctx.device.type == "cuda",
@@ -115,6 +119,17 @@ def test_worker(ctx: WorkerContext, job: TestJob) -> None:
             _report(dataset, gathered, cfg.output_dir)
     finally:
         detach_log_file(handler)
+
+
+def _require_samples(dataset: Any, cfg: Any, paths: RunPaths) -> None:
+    """Raises UsageError, naming the dataset and split, when the test set has no sample (every process sees it)."""
+    if len(dataset) > 0:
+        return
+    name = getattr(dataset, "NAME", "") or type(dataset).__name__
+    split = getattr(dataset, "split", None) or cfg.data.test_split or "test"
+    kept = paths.result_dir / name / "metrics.json"
+    raise UsageError(f"the test set {name} ({split} split) has no samples: nothing to evaluate"
+                     f"{f'; {kept} is left as it was' if kept.exists() else ''}")  # fmt: skip
 
 
 def _report(dataset: Any, batches: list[tuple[list[int], dict[str, list[float]]]], output_dir: str) -> None:

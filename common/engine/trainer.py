@@ -4,7 +4,10 @@ A plain loop (build, loop, log, checkpoint). Each process builds the model from 
 every epoch through a DistributedSampler, and DistributedDataParallel averages the gradients. Rank 0 writes the
 text log (output/log/train_logs.txt), TensorBoard scalars and mesh images (output/log/tensorboard/) and the
 snapshots (output/model_dump/snapshot_{epoch}.pth.tar). Loss values reach the host only every
-`train.log_interval` steps; NaN/inf losses are caught without a per-step synchronisation (common/engine/nonfinite).
+`train.log_interval` steps; NaN/inf losses are caught without a per-step synchronisation, and the weights are
+checked (finite, |w| <= 1e20) once before each snapshot, so no snapshot holds diverged weights
+(common/engine/nonfinite). Temporary files of snapshot writes that a kill interrupted are removed when training
+starts and after each snapshot.
 
 The model is called as Hand4Whole's: `model(inputs, targets, meta_info, 'train')` returns a dict of scalar loss
 terms. Everything family-specific comes through the job's hooks (main/family.py): the model and training set
@@ -32,12 +35,12 @@ from common.engine.acceleration import autocast, make_optimizer, prepare_model
 from common.engine.checkpoint import load_network_state
 from common.engine.cli import UsageError
 from common.engine.distributed import LaunchPlan, WorkerContext, all_gather_objects, barrier, launch
-from common.engine.nonfinite import NonFiniteGuard, NonFiniteLossError, describe_nonfinite
-from common.engine.resume import is_training_snapshot, load_weights
+from common.engine.nonfinite import NonFiniteGuard, TrainingDivergedError, check_weights, describe_nonfinite
+from common.engine.resume import is_training_snapshot, load_weights, read_resume_snapshot
 from common.engine.run_log import RunPaths, attach_log_file, detach_log_file, open_tensorboard
 from common.engine.schedule import make_scheduler
 from common.engine.seeding import capture_rng_state, restore_rng_state, seed_everything
-from common.engine.snapshot import latest_snapshot, prune_snapshots, read_snapshot, snapshot_path, write_snapshot
+from common.engine.snapshot import prune_snapshots, remove_partial_snapshots, snapshot_path, write_snapshot
 
 __all__ = ["TrainJob", "run_training", "set_train_mode", "to_device", "train_worker"]
 
@@ -54,6 +57,8 @@ class TrainJob:
         build_model: cfg -> the network in training mode with its initial weights, on the CPU.
         build_trainset: cfg -> the map-style training dataset (set_epoch(epoch) is called when it has one).
         resume: `--continue`: start from the highest snapshot in output/model_dump.
+        resume_last_good: `--continue-from-last-good`: when that snapshot cannot be read, start from the newest one
+            that can (otherwise that is an error naming both).
         worker_init_fn: DataLoader worker set-up (data.dataset.worker_init_fn).
         make_picture: cfg -> the family's training picture (main.family.TrainingPicture), or None for none.
         param_groups: (model, cfg) -> the optimizer's parameters or parameter groups; None for all parameters.
@@ -65,6 +70,7 @@ class TrainJob:
     build_model: Callable[[Any], nn.Module]
     build_trainset: Callable[[Any], Dataset]
     resume: bool = False
+    resume_last_good: bool = False
     worker_init_fn: Callable[[int], None] | None = None
     make_picture: Callable[[Any], Any] | None = None
     param_groups: Callable[[nn.Module, Any], Any] | None = None
@@ -83,7 +89,7 @@ class _Progress:
 
 def run_training(job: TrainJob, plan: LaunchPlan, user_errors: tuple[type[BaseException], ...] = ()) -> None:
     """Trains in every process of the plan (see common.engine.distributed.launch for the errors raised)."""
-    launch(train_worker, plan, (job,), user_errors=user_errors, reported=(NonFiniteLossError,))
+    launch(train_worker, plan, (job,), user_errors=user_errors, reported=(TrainingDivergedError,))
 
 
 def train_worker(ctx: WorkerContext, job: TrainJob) -> None:
@@ -126,6 +132,8 @@ class _Trainer:
         self.model = prepare_model(model, ctx.device, train.channels_last, train.compile)
         params = self.model.parameters() if job.param_groups is None else job.param_groups(self.model, self.cfg)
         self.optimizer = make_optimizer(params, train.lr, ctx.device)
+        if ctx.is_main:  # the one process that writes snapshots, before it writes any
+            self._remove_partial_snapshots()
         self.start_epoch, snapshot = self._resume()
         self.scheduler = make_scheduler(self.optimizer, train.lr_dec_epoch, train.lr_dec_factor, self.start_epoch)
         if snapshot is not None:
@@ -152,10 +160,11 @@ class _Trainer:
         """(first epoch to train, the training snapshot whose schedule and RNG are still to restore, if any)."""
         if not self.job.resume:
             return 0, None
-        path = latest_snapshot(self.paths.model_dir)
-        if path is None:
-            raise UsageError(f"--continue: no snapshot_<epoch>.pth.tar in {self.paths.model_dir}")
-        snapshot = read_snapshot(path)
+        point = read_resume_snapshot(self.paths.model_dir, self.job.resume_last_good)
+        path, snapshot = point.path, point.snapshot
+        if point.skipped is not None and self.ctx.is_main:
+            logger.warning("Skipping the unreadable newest snapshot (%s); resuming from the newest good one, %s",
+                           point.problem, path)  # fmt: skip
         start_epoch = int(snapshot["epoch"]) + 1
         if not is_training_snapshot(snapshot):
             load_weights(self.model, snapshot, str(path))
@@ -288,7 +297,14 @@ class _Trainer:
         if picture is not None:
             writer.add_image("predictions", picture, step, dataformats="HWC")
 
+    def _remove_partial_snapshots(self) -> None:
+        for partial in remove_partial_snapshots(self.paths.model_dir):
+            logger.info("Deleted %s: the temporary file of a snapshot write that was interrupted", partial)
+
     def _save(self, epoch: int) -> None:
+        path = snapshot_path(self.paths.model_dir, epoch)
+        # Every process checks (the same weights under DDP), so all stop together instead of waiting for rank 0.
+        check_weights(self.model.state_dict(), when=f"at the end of epoch {epoch}, before writing {path.name}")
         rng_states = all_gather_objects(capture_rng_state())  # every process's, for an exact resume
         if self.ctx.is_main:
             snapshot = {
@@ -300,8 +316,9 @@ class _Trainer:
                 "rng_states": rng_states,
                 "config": self.job.config_dict,
             }
-            path = write_snapshot(snapshot, snapshot_path(self.paths.model_dir, epoch))
+            write_snapshot(snapshot, path)
             logger.info("Wrote %s", path)
+            self._remove_partial_snapshots()
             for stale in prune_snapshots(self.paths.model_dir, self.cfg.train.keep_snapshots):
                 logger.info("Deleted %s (train.keep_snapshots=%d)", stale, self.cfg.train.keep_snapshots)
         barrier()

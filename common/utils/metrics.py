@@ -227,6 +227,9 @@ def report(
 ) -> tuple[str, Path]:
     """Summarise per-sample results, log the table and write ``<output_dir>/result/<dataset>/metrics.json``.
 
+    The json is written atomically (common.utils.atomic_io): a reader, or a run killed mid-write, sees the previous
+    file or the new one, never a part; a refused write (full disk) is an OutputWriteError naming the file.
+
     Args:
         eval_result: metric key -> per-sample values (mm, or fractions for F-scores and AUCs: `metric_unit`).
         dataset: the dataset's name, used for the folder and the title.
@@ -240,9 +243,7 @@ def report(
     summary = summarize(eval_result)
     counts = {k: len(v) for k, v in eval_result.items()}
     table = format_table(summary, f"{dataset} ({max(counts.values(), default=0)} samples)", labels)
-    folder = Path(output_dir) / "result" / dataset
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "metrics.json"
+    path = Path(output_dir) / "result" / dataset / "metrics.json"  # write_atomic creates the folder
     names = {**METRIC_LABELS, **(labels or {})}
     payload = {"dataset": dataset, "metrics": summary, "units": {k: metric_unit(k) for k in summary},
                "labels": {k: names.get(k, k) for k in summary}, "samples": counts}  # fmt: skip

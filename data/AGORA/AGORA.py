@@ -1,31 +1,50 @@
-"""AGORA with SMPL-X ground truth, in the parsed layout Hand4Whole published; data/Synthetic writes the same.
+"""AGORA with SMPL-X (or, for the Pose2Pose body model, SMPL) ground truth, in the parsed layout Hand4Whole published.
 
-Layout under the data root (``cfg.data.dataset_roots['AGORA']``, default ``<data_dir>/AGORA/data``)::
+Layout under the data root (``cfg.data.dataset_roots['AGORA']``, default ``<data_dir>/AGORA/data``); data/Synthetic
+writes the same::
 
-    AGORA_{train,validation}_SMPLX.json   COCO format. images: id, file_name_1280x720, file_name_3840x2160;
+    AGORA_{train,validation}_SMPLX.json   COCO format (tool/AGORA/agora2coco_smplx.py writes them). images: id,
+                                          file_name_1280x720, file_name_3840x2160;
                                           annotations: image_id, person_id, smplx_param_path, cam_param_path,
                                           gender, kid, is_valid, bbox, lhand_bbox, rhand_bbox, face_bbox
                                           (xywh in 3840x2160 pixels)
-    smplx_params_cam/<split>/<image>/<person_id>.json   global_orient, body_pose, jaw_pose, leye_pose, reye_pose,
+    AGORA_{train,validation}_SMPL.json    the same for SMPL fits (tool/AGORA/agora2coco_smpl.py), with
+                                          smpl_param_path instead of smplx_param_path (and usually no part boxes)
+    (the folders below are read where the annotations point; <folder> is the image folder, train_0..9
+    or validation)
+    smplx_params_cam/<folder>/<image>/<person_id>.json   global_orient, body_pose, jaw_pose, leye_pose, reye_pose,
                                           left_hand_pose, right_hand_pose, betas, expression, transl (camera frame)
-    cam_params/<split>/<image>.json       focal, princpt in 3840x2160 pixels
+    smpl_params_cam/<folder>/<image>/<person_id>.json    global_orient 3, body_pose 69, betas, transl (camera frame)
+    cam_params/<folder>/<image>.json      focal, princpt in 3840x2160 pixels
     <file_name_1280x720>                  the 720p images (data.agora_resolution '1280x720')
     images_3840x2160/<folder>_crop/<image>_person_id_<k>.png and .json
-                                          per-person crops of the 4K images ('3840x2160'), as Hand4Whole's
-                                          tool/AGORA/crop_and_resize_4k_images.py writes them: <folder> is that of
+                                          per-person crops of the 4K images ('3840x2160'), as Hand4Whole's and our
+                                          tool/AGORA/crop_and_resize_4k_images.py write them: <folder> is that of
                                           file_name_3840x2160; the json has bbox_orig, affine_mat (or img2bb_trans),
                                           resized_height and resized_width
+    AGORA_test_bbox.json                  the test split: Hand4Whole's YOLOv5 detections, {image file name:
+                                          [{'bbox': [x, y, w, h]}, ...]} in 3840x2160 pixels; images
+                                          1280x720/test/<name>_1280x720.png, or the 4K crops
+                                          images_3840x2160/test_crop/<name>_person_id_<k>.png and .json
+
+Which fits are read follows the family (data/AGORA/fits.py): the Pose2Pose body model (model.arch pose2pose_body)
+reads the SMPL variant into ``record.smpl``, every other family the SMPL-X variant into ``record.smplx``. Paths
+in the annotations must stay inside the data root (`fits.checked_relpath`).
 
 Persons with is_valid false are left out (both splits, as Hand4Whole). Every person is posed with the neutral
-SMPL-X layer and its first 10 betas, as Hand4Whole does (a kid's 11th, age blend-shape coefficient is dropped);
+layer and its first 10 betas, as Hand4Whole does (a kid's 11th, age blend-shape coefficient is dropped);
 ``data.agora_gender='annotated'`` uses the annotated gender's layer instead, which reproduces a mesh rendered
-with it exactly (data/Synthetic). All joint targets come from the SMPL-X ground truth.
+with it exactly (data/Synthetic). All joint targets come from the parametric ground truth (JOINTS_FROM_SMPLX).
+
+The test split has no ground truth: one record per detection (its index k is the person id, as in
+Hand4Whole), and `AGORA.evaluate` only writes the server's SMPL-X prediction files (data/AGORA/server_format.py;
+there is no SMPL export). The split the test tools evaluate is `AGORA.TEST_SPLIT`, 'validation'; the 'test'
+split is built with ``data.build_dataset('AGORA', 'test', cfg)``.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -34,27 +53,29 @@ from typing import Any
 import numpy as np
 
 from common.body_models.files import GENDERS
-from common.body_models.layers import NUM_BETAS
-from common.utils.atomic_io import write_atomic
 from common.utils.augmentation import apply_affine, crop_affine, process_bbox, sanitize_bbox
-from common.utils.smplx_targets import CameraParams, SMPLXParams
+from common.utils.metrics import report as report_metrics
+from common.utils.smplx_targets import CameraParams
+from data.AGORA.fits import FIT_VARIANTS, PARAM_PATH_KEYS, FitVariant, checked_relpath, fit_variant_name, read_camera
+from data.AGORA.server_format import PREDICTIONS_FOLDER, prediction_file_name, write_agora_prediction
 from data.annotation_io import read_json
 from data.dataset import BaseDataset
 from data.record import Record
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AGORA", "CROP_AFFINE_KEYS", "IMAGE_HW_4K", "IMAGE_HW_720P"]
+__all__ = ["AGORA", "CROP_AFFINE_KEYS", "IMAGE_HW_4K", "IMAGE_HW_720P", "TEST_BBOX_FILE", "crop_file_stem",
+           "read_test_detections"]  # fmt: skip
 
 IMAGE_HW_4K = (2160, 3840)  # (H, W) of AGORA's images, which its boxes and intrinsics refer to
 IMAGE_HW_720P = (720, 1280)
+TEST_BBOX_FILE = "AGORA_test_bbox.json"
 CROP_AFFINE_KEYS = (
     "affine_mat",
     "img2bb_trans",
 )  # the crop tool writes the first; Hand4Whole's test branch read the second
 BOX_PARTS = ("lhand", "rhand", "face")
-_PARAM_SIZES = {"global_orient": 3, "body_pose": 63, "left_hand_pose": 45, "right_hand_pose": 45, "jaw_pose": 3,
-                "expression": 10, "transl": 3}  # fmt: skip
+_IMAGE_KEYS = ("file_name_1280x720", "file_name_3840x2160")
 
 
 def _xywh_to_xyxy(bbox_xywh: np.ndarray | None) -> np.ndarray | None:
@@ -68,19 +89,50 @@ def _image_stem(image: Mapping[str, Any]) -> str:
     return PurePosixPath(image["file_name_1280x720"]).stem.removesuffix("_1280x720")
 
 
+def _has_fit(info: Mapping[str, Any]) -> bool:
+    """Whether a record's info names a parameter file (train and validation), unlike a test detection's."""
+    return any(key in info for key in PARAM_PATH_KEYS)
+
+
+def crop_file_stem(image_stem: str, person_id: int) -> str:
+    """``<image>_person_id_<k>``: the name (without .png / .json) of a person's 4K crop files."""
+    return f"{image_stem}_person_id_{int(person_id)}"
+
+
+def read_test_detections(path: Path) -> dict[str, list[np.ndarray]]:
+    """AGORA_test_bbox.json as {image file name: [(4,) float64 xywh box in 4K pixels, ...]}, in file order."""
+    content = read_json(path)
+    if not isinstance(content, Mapping):
+        raise ValueError(f"{path}: expected {{image file name: [{{'bbox': [x, y, w, h]}}, ...]}}")
+    detections = {}
+    for file_name, people in content.items():
+        boxes = []
+        for person_id, detection in enumerate(people):
+            try:
+                boxes.append(np.asarray(detection["bbox"], dtype=np.float64).reshape(4))
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"{path}: detection {person_id} of {file_name!r} needs 'bbox': [x, y, w, h] "
+                                 f"({type(error).__name__}: {error})") from None  # fmt: skip
+        detections[file_name] = boxes
+    return detections
+
+
 class AGORA(BaseDataset):
-    """AGORA persons with their SMPL-X fits (is_3D; hand and face boxes from the annotations).
+    """AGORA persons with their SMPL-X fits, or SMPL fits for the body model (is_3D; part boxes from the annotations).
 
     Args:
-        split: 'train' or 'validation' (the test split, as in Hand4Whole).
+        split: 'train', 'validation' (the test split of data.build_testset, as in Hand4Whole) or 'test' (the
+            detections of AGORA_test_bbox.json, without ground truth; for the evaluation server).
         cfg: the whole config; reads data.agora_resolution, data.agora_gender and output_dir (for the
             server export of `evaluate`) besides what `BaseDataset` reads.
     """
 
     NAME = "AGORA"
-    DOWNLOAD_PAGE = ("https://agora.is.tue.mpg.de (images); AGORA_*_SMPLX.json, smplx_params_cam and cam_params: "
-                     "https://github.com/mks0601/Hand4Whole_RELEASE (AGORA section)")  # fmt: skip
-    SPLITS = ("train", "validation")
+    DOWNLOAD_PAGE = ("https://agora.is.tue.mpg.de (images); AGORA_*_SMPLX.json, AGORA_*_SMPL.json, "
+                     "AGORA_test_bbox.json, smplx_params_cam, smpl_params_cam and cam_params: "
+                     "https://github.com/mks0601/Hand4Whole_RELEASE (AGORA section), or tool/AGORA/agora2coco_smplx.py "
+                     "and agora2coco_smpl.py")  # fmt: skip
+    SPLITS = ("train", "validation", "test")
     TEST_SPLIT = "validation"
     JOINTS_FROM_SMPLX = True
 
@@ -92,10 +144,22 @@ class AGORA(BaseDataset):
         self.to_4k = 1.0 if self.resolution == "3840x2160" else IMAGE_HW_4K[1] / IMAGE_HW_720P[1]
         super().__init__(split, cfg)
 
+    @property
+    def fit_variant(self) -> FitVariant:
+        """The fits this family reads: SMPL for the Pose2Pose body model, else SMPL-X (data/AGORA/fits.py)."""
+        return FIT_VARIANTS[fit_variant_name(self.targets)]
+
+    @property
+    def predictions_dir(self) -> Path:
+        """Where `evaluate` writes the server's files: zip this folder and upload it."""
+        return self.result_dir / PREDICTIONS_FOLDER
+
     # --- parsing -------------------------------------------------------------------------------------
     def load_records(self) -> list[Record]:
-        """One record per valid person of AGORA_<split>_SMPLX.json whose box lies in the image."""
-        path = self.annotation_file(f"AGORA_{self.split}_SMPLX.json")
+        """One record per valid person of AGORA_<split>_SMPLX.json (or _SMPL.json; per detection for 'test')."""
+        if self.split == "test":
+            return self._load_test_records()
+        path = self.annotation_file(self.fit_variant.annotation_file.format(split=self.split))
         db = read_json(path)
         try:
             images = {image["id"]: image for image in db["images"]}
@@ -104,6 +168,7 @@ class AGORA(BaseDataset):
                 if not ann["is_valid"]:
                     continue
                 image = images[ann["image_id"]]
+                self._check_paths(path, ann, image)
                 make = self._crop_record if self.resolution == "3840x2160" else self._record_720p
                 record = make(ann, image)
                 if record is not None:
@@ -112,30 +177,86 @@ class AGORA(BaseDataset):
             raise ValueError(f"{path}: missing key {error} in an image or annotation entry") from error
         return records
 
+    def _check_paths(self, path: Path, ann: Mapping[str, Any], image: Mapping[str, Any]) -> None:
+        """Refuse an annotation or image entry whose paths leave the data root (`fits.checked_relpath`)."""
+        for key in (self.fit_variant.path_key, "cam_param_path"):
+            checked_relpath(ann[key], path, f"annotation {ann.get('id')}", key)
+        for key in _IMAGE_KEYS:
+            if key in image:
+                checked_relpath(image[key], path, f"image {image.get('id')}", key)
+
+    def _load_test_records(self) -> list[Record]:
+        """One record per detection whose box lies in the image; the detection's index is its person id."""
+        records = []
+        for file_name, boxes in read_test_detections(self.annotation_file(TEST_BBOX_FILE)).items():
+            stem = PurePosixPath(file_name).stem
+            for person_id, bbox_4k in enumerate(boxes):
+                info = {"person_id": person_id, "image_name": stem}
+                if self.resolution == "3840x2160":
+                    record = self._crop_file_record("test", stem, person_id, bbox_4k, info)
+                else:
+                    img_path = self.root / "1280x720" / "test" / f"{stem}_1280x720.png"
+                    record = self._record_720p_from(img_path, bbox_4k, {}, info)
+                if record is not None:
+                    records.append(record)
+        return records
+
     def _info(self, ann: Mapping[str, Any], image: Mapping[str, Any]) -> dict[str, Any]:
         gender = ann.get("gender", "neutral") if self.gender_mode == "annotated" else "neutral"
+        param_key = self.fit_variant.path_key
         return {
             "ann_id": ann.get("id"), "person_id": int(ann["person_id"]), "image_name": _image_stem(image),
-            "smplx_param_path": ann["smplx_param_path"], "cam_param_path": ann["cam_param_path"],
+            param_key: ann[param_key], "cam_param_path": ann["cam_param_path"],
             "gender": gender if gender in GENDERS else "neutral",
         }  # fmt: skip
 
     def _record_720p(self, ann: Mapping[str, Any], image: Mapping[str, Any]) -> Record | None:
+        boxes = {part: ann.get(f"{part}_bbox") for part in BOX_PARTS}
+        return self._record_720p_from(self.root / image["file_name_1280x720"], ann["bbox"], boxes,
+                                      self._info(ann, image))  # fmt: skip
+
+    def _record_720p_from(
+        self, img_path: Path, bbox_4k: Any, part_boxes_4k: Mapping[str, Any], info: dict[str, Any]
+    ) -> Record | None:
+        """A 720p record from 4K boxes (xywh; part boxes may be None), or None for a box outside the image."""
         (height, width), scale = IMAGE_HW_720P, IMAGE_HW_720P[1] / IMAGE_HW_4K[1]
-        bbox = process_bbox(np.asarray(ann["bbox"], np.float64) * scale, width, height)
+        bbox = process_bbox(np.asarray(bbox_4k, np.float64) * scale, width, height)
         if bbox is None:  # entirely outside the image
             return None
         boxes = {}
         for part in BOX_PARTS:
-            box = ann.get(f"{part}_bbox")
+            box = part_boxes_4k.get(part)
             boxes[part] = None if box is None else _xywh_to_xyxy(sanitize_bbox(np.asarray(box) * scale, width, height))
-        return Record(img_path=self.root / image["file_name_1280x720"], img_hw=IMAGE_HW_720P, bbox_xywh_img=bbox,
-                      part_boxes_xyxy_img=boxes, is_3D=True, info=self._info(ann, image))  # fmt: skip
+        return Record(img_path=img_path, img_hw=IMAGE_HW_720P, bbox_xywh_img=bbox, part_boxes_xyxy_img=boxes,
+                      is_3D=_has_fit(info), info=info)  # fmt: skip
 
     def _crop_record(self, ann: Mapping[str, Any], image: Mapping[str, Any]) -> Record | None:
         folder = PurePosixPath(image["file_name_3840x2160"]).parent.name
-        stem = f"{_image_stem(image)}_person_id_{int(ann['person_id'])}"
-        img_path = self.root / "images_3840x2160" / f"{folder}_crop" / f"{stem}.png"
+        record = self._crop_file_record(folder, _image_stem(image), int(ann["person_id"]), ann["bbox"],
+                                        self._info(ann, image))  # fmt: skip
+        if record is None:
+            return None
+        boxes = {}
+        for part in BOX_PARTS:
+            box = ann.get(f"{part}_bbox")
+            box = None if box is None else _xywh_to_xyxy(sanitize_bbox(box, IMAGE_HW_4K[1], IMAGE_HW_4K[0]))
+            if box is not None:  # the crop is a scale and a shift: corners stay corners
+                corners = apply_affine(record.orig2img_trans, box.reshape(2, 2).astype(np.float64))
+                box = np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32)
+            boxes[part] = box
+        return replace(record, part_boxes_xyxy_img=boxes)
+
+    def _crop_file_record(
+        self, folder: str, image_stem: str, person_id: int, bbox_4k: Any, info: dict[str, Any]
+    ) -> Record | None:
+        """The record of a person's 4K crop files (no part boxes), or None when there is none to read.
+
+        None for a box outside the image (the crop tool writes no crop for it, and the 720p mode drops it
+        too) and, with data.skip_bad_images, for a missing crop json; otherwise a missing json is an error.
+        """
+        if process_bbox(bbox_4k, IMAGE_HW_4K[1], IMAGE_HW_4K[0]) is None:
+            return None
+        img_path = self.root / "images_3840x2160" / f"{folder}_crop" / f"{crop_file_stem(image_stem, person_id)}.png"
         crop_path = img_path.with_suffix(".json")
         if not crop_path.is_file():
             if self.skip_bad_images:
@@ -143,24 +264,19 @@ class AGORA(BaseDataset):
                 return None
             raise FileNotFoundError(
                 f"AGORA crop file not found: {crop_path} (written with the crop image {img_path.name} by "
-                f"Hand4Whole's tool/AGORA/crop_and_resize_4k_images.py); set data.skip_bad_images=true to skip "
+                f"tool/AGORA/crop_and_resize_4k_images.py); set data.skip_bad_images=true to skip "
                 f"such persons or data.agora_resolution=1280x720 to use the 720p images"
             )
         crop = read_json(crop_path)
-        crop_hw = (int(crop["resized_height"]), int(crop["resized_width"]))
+        try:
+            crop_hw = (int(crop["resized_height"]), int(crop["resized_width"]))
+        except KeyError as error:
+            raise ValueError(f"{crop_path}: missing key {error}") from None
         orig2crop = self._crop_affine(crop, crop_hw, crop_path)
-        boxes = {}
-        for part in BOX_PARTS:
-            box = ann.get(f"{part}_bbox")
-            box = None if box is None else _xywh_to_xyxy(sanitize_bbox(box, IMAGE_HW_4K[1], IMAGE_HW_4K[0]))
-            if box is not None:  # the crop is a scale and a shift: corners stay corners
-                corners = apply_affine(orig2crop, box.reshape(2, 2).astype(np.float64))
-                box = np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32)
-            boxes[part] = box
         # The crop already is the person box grown to aspect 0.75 and x1.25: the whole file is the box.
         bbox = np.array([0.0, 0.0, crop_hw[1], crop_hw[0]], dtype=np.float32)
-        return Record(img_path=img_path, img_hw=crop_hw, bbox_xywh_img=bbox, part_boxes_xyxy_img=boxes, is_3D=True,
-                      info=self._info(ann, image), orig2img_trans=orig2crop)  # fmt: skip
+        return Record(img_path=img_path, img_hw=crop_hw, bbox_xywh_img=bbox, is_3D=_has_fit(info),
+                      info=info, orig2img_trans=orig2crop)  # fmt: skip
 
     @staticmethod
     def _crop_affine(crop: Mapping[str, Any], crop_hw: tuple[int, int], path: Path) -> np.ndarray:
@@ -173,34 +289,29 @@ class AGORA(BaseDataset):
         raise ValueError(f"{path}: needs one of {', '.join((*CROP_AFFINE_KEYS, 'bbox_orig'))}")
 
     def load_labels(self, record: Record) -> Record:
-        """The record with its SMPL-X parameters and camera (per-person files, read at load time)."""
-        params_path = self.annotation_file(record.info["smplx_param_path"])
-        cam_path = self.annotation_file(record.info["cam_param_path"])
-        params, cam = read_json(params_path), read_json(cam_path)
-        try:
-            values = {key: np.asarray(params[key], np.float64).reshape(-1) for key in (*_PARAM_SIZES, "betas")}
-            focal, princpt = np.asarray(cam["focal"], np.float64), np.asarray(cam["princpt"], np.float64)
-        except KeyError as error:
-            raise ValueError(f"{params_path} or {cam_path}: missing key {error}") from error
-        for key, size in _PARAM_SIZES.items():
-            if values[key].size != size:
-                raise ValueError(f"{params_path}: {key} has {values[key].size} values, expected {size}")
+        """The record with its parameters (SMPL-X or SMPL) and camera, read from per-person files; test: as is."""
+        variant = self.fit_variant
+        if variant.path_key not in record.info:  # a test-split detection: nothing to read
+            return record
+        params_path = self.annotation_file(record.info[variant.path_key])
+        focal, princpt = read_camera(self.annotation_file(record.info["cam_param_path"]))
+        params = variant.read(params_path, record.info["gender"])
         if record.orig2img_trans is None:  # 720p: the 4K intrinsics scaled with the image
             scale = IMAGE_HW_720P[1] / IMAGE_HW_4K[1]
             focal, princpt = focal * scale, princpt * scale
         else:  # a crop: scale and shift of the 4K image
             linear, shift = np.diag(record.orig2img_trans[:, :2]), record.orig2img_trans[:, 2]
             focal, princpt = focal * linear, princpt * linear + shift
-        smplx = SMPLXParams(
-            root_pose=values["global_orient"], body_pose=values["body_pose"], shape=values["betas"][:NUM_BETAS],
-            trans=values["transl"], lhand_pose=values["left_hand_pose"], rhand_pose=values["right_hand_pose"],
-            jaw_pose=values["jaw_pose"], expr=values["expression"], gender=record.info["gender"],
-        )  # fmt: skip
-        return replace(record, smplx=smplx, cam=CameraParams(focal=focal, princpt=princpt))
+        return replace(record, cam=CameraParams(focal=focal, princpt=princpt), **{variant.record_field: params})
 
     # --- evaluation ----------------------------------------------------------------------------------
     def evaluate(self, outs: Sequence[Mapping[str, np.ndarray]], indices: Sequence[int]) -> dict[str, list[float]]:
-        """The MPVPE family, and one .pkl per person for AGORA's evaluation server under <output_dir>/result/AGORA/.
+        """The MPVPE family (not on 'test', which has no GT), and each person's file for AGORA's evaluation server.
+
+        The files, ``<image>_personId_<k>.pkl`` (`server_prediction`), go to `predictions_dir`
+        (<output_dir>/result/AGORA/predictions): a folder of their own, because the server's format checker
+        reads every file of the uploaded folder as a prediction. They are SMPL-X predictions: a family that
+        reads the SMPL variant (the body model) gets its SMPL metrics and no files.
 
         Args:
             outs: per sample, the model's test-mode output merged with the sample's eval keys (see
@@ -209,35 +320,53 @@ class AGORA(BaseDataset):
             indices: the dataset index of each output.
 
         Returns:
-            Metric key -> per-sample values in mm.
+            Metric key -> per-sample values in mm; empty for the test split. A prediction the server would reject
+            (`server_format.check_agora_prediction`, e.g. NaN) is logged as an error and not written.
         """
-        result = super().evaluate(outs, indices)
-        self.result_dir.mkdir(parents=True, exist_ok=True)
+        result = {} if self.split == "test" else super().evaluate(outs, indices)
+        if self.fit_variant.record_field != "smplx":
+            if self.split == "test":
+                logger.warning("AGORA test: no server files written; the export takes SMPL-X predictions only")
+            return result
         for out, index in zip(outs, indices, strict=True):
             info = self.records[index].info
-            path = self.result_dir / f"{info['image_name']}_personId_{info['person_id']}.pkl"
-            prediction = self.server_prediction(out)
-            write_atomic(path, lambda file, p=prediction: pickle.dump(p, file, protocol=pickle.HIGHEST_PROTOCOL))
+            path = self.predictions_dir / prediction_file_name(info["image_name"], info["person_id"])
+            try:
+                write_agora_prediction(path, self.server_prediction(out))
+            except ValueError as error:  # e.g. a non-finite output: the server would reject the whole upload
+                logger.error("%s not written (the person counts as missed): %s", path.name, error)
         return result
 
+    def report(self, eval_result: Mapping[str, Sequence[float]], output_dir: Any) -> tuple[str, Path]:
+        """`BaseDataset.report`; on the test split, a note on where the server's files are instead of a table."""
+        if self.split != "test":
+            return super().report(eval_result, output_dir)
+        _, path = report_metrics(eval_result, self.NAME, output_dir, split=self.split)
+        if self.fit_variant.record_field != "smplx":
+            return "AGORA test: no ground truth here, and no server files (the export takes SMPL-X predictions).", path
+        count = len(list(self.predictions_dir.glob("*.pkl")))
+        return (f"AGORA test: no ground truth here; {count} prediction files in {self.predictions_dir}. Zip that "
+                f"folder ('predictions') and upload it to the AGORA evaluation server.", path)  # fmt: skip
+
     def server_prediction(self, out: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        """One person's prediction in the format of AGORA's evaluation server (as Hand4Whole writes it).
+        """One person's prediction in the format of AGORA's evaluation server (server_format.py).
 
         Returns:
             {'params': {transl, global_orient, body_pose, left_hand_pose, right_hand_pose, reye_pose, leye_pose,
-            jaw_pose, expression, betas} each (1, n) float32 (eyes zero; transl is the network's camera
-            translation, as in Hand4Whole), 'joints': (1, K, 2) float32 projected joints in 3840x2160 pixels}.
+            jaw_pose, expression, betas} each (1, n) float32 axis-angle (eyes zero; transl is the network's
+            camera translation, as in Hand4Whole), 'joints': (K, 2) float32 projected joints in 3840x2160
+            pixels (Hand4Whole wrote (1, K, 2), which the server's format checker rejects)}.
         """
         joint_proj = np.asarray(out["smplx_joint_proj"], np.float64)  # (K, 2) body-heatmap units
-        if joint_proj.shape[0] != 144:
+        if joint_proj.shape[0] != 144:  # the server matches people on the first 24 of SMPL-X's output joints
             logger.warning("AGORA export: %d projected joints, the evaluation server expects SMPL-X's 144",
                            joint_proj.shape[0])  # fmt: skip
         (crop_h, crop_w), (_, hm_h, hm_w) = self.space.input_hw, self.space.hm_dhw
         joint_crop = joint_proj * np.array([crop_w / hm_w, crop_h / hm_h])  # (K, 2) crop pixels
-        joint_4k = apply_affine(np.asarray(out["bb2img_trans"], np.float64), joint_crop) * self.to_4k
+        joint_4k = apply_affine(np.asarray(out["bb2img_trans"], np.float64), joint_crop) * self.to_4k  # (K, 2)
         sources = {"transl": "cam_trans", "global_orient": "smplx_root_pose", "body_pose": "smplx_body_pose",
                    "left_hand_pose": "smplx_lhand_pose", "right_hand_pose": "smplx_rhand_pose",
                    "jaw_pose": "smplx_jaw_pose", "expression": "smplx_expr", "betas": "smplx_shape"}  # fmt: skip
         params = {key: np.asarray(out[src], np.float32).reshape(1, -1) for key, src in sources.items()}
         params |= {"reye_pose": np.zeros((1, 3), np.float32), "leye_pose": np.zeros((1, 3), np.float32)}
-        return {"params": params, "joints": joint_4k.astype(np.float32).reshape(1, -1, 2)}
+        return {"params": params, "joints": joint_4k.astype(np.float32)}

@@ -7,6 +7,9 @@ without the face contour). The hand and face boxes take the part's vertices as w
 (hands: the 15 finger joints and 5 fingertips with the hand's MANO vertices; face: the 51 static landmarks
 with the FLAME vertices): from the joints alone, the heel of the hand and the forehead fall outside them,
 while the hand and face crops of the network must hold the whole part.
+
+Each person is written as both of AGORA's fit variants: SMPL-X (what was rendered) and SMPL (its pseudo-GT,
+data/Synthetic/smpl_variant.py), each with its annotation file; the SMPL one has the same entries and boxes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from common.body_models.joint_sets import FACE_STATIC_LANDMARKS, SMPLX_FINGERS, SMPLX_OUTPUT
+from data.AGORA.fits import FIT_VARIANTS
 
 IMAGE_HW = (720, 1280)  # (height, width) of the written images
 SCALE_TO_4K = 3.0  # AGORA's boxes and intrinsics are at 3840x2160
@@ -96,6 +100,11 @@ def smplx_param_path(split: str, name: str, person_id: int) -> str:
     return f"smplx_params_cam/{split}/{name}/{person_id}.json"
 
 
+def smpl_param_path(split: str, name: str, person_id: int) -> str:
+    """The person's SMPL variant (data/Synthetic/smpl_variant.py), relative to the dataset root."""
+    return FIT_VARIANTS["smpl"].params_path(split, name, person_id)
+
+
 def cam_param_path(split: str, name: str) -> str:
     return f"cam_params/{split}/{name}.json"
 
@@ -103,6 +112,11 @@ def cam_param_path(split: str, name: str) -> str:
 def annotation_file(split: str) -> str:
     """AGORA's annotation file name of a split, e.g. 'AGORA_train_SMPLX.json'."""
     return f"AGORA_{split}_SMPLX.json"
+
+
+def smpl_annotation_file(split: str) -> str:
+    """The SMPL variant's annotation file name of a split, e.g. 'AGORA_train_SMPL.json'."""
+    return FIT_VARIANTS["smpl"].annotation_file.format(split=split)
 
 
 def image_record(image_id: int, split: str, name: str, with_mask: bool) -> dict[str, Any]:

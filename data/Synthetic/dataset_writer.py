@@ -25,6 +25,7 @@ from common.utils.atomic_io import write_json_atomic
 
 from . import annotations as agora
 from .generator import GeneratorOptions, ImageGenerator, ImageRecords, people_summary
+from .smpl_variant import smpl_document
 
 MANIFEST_VERSION = 1  # bump when a change of the generator changes what a seed produces
 CATEGORIES = [{"id": 1, "name": "person", "supercategory": "person"}]
@@ -114,7 +115,8 @@ def make_dataset(
     """Generates a split of the synthetic dataset in AGORA's layout under ``out_dir``.
 
     Writes ``AGORA_{split}_SMPLX.json``, the 1280x720 images, ``smplx_params_cam/{split}/...`` and
-    ``cam_params/{split}/...`` (see ``annotations``), then the split's manifest.
+    ``cam_params/{split}/...`` (see ``annotations``), the SMPL variant ``AGORA_{split}_SMPL.json`` and
+    ``smpl_params_cam/{split}/...`` (``smpl_variant``), then the split's manifest.
 
     Args:
         out_dir: the dataset root (AGORA's ``data`` folder); created if missing.
@@ -150,7 +152,9 @@ def make_dataset(
     ordered = [r for r in records if r is not None]
     if len(ordered) != num_images:  # would be a bug in the pool plumbing, not in the caller's input
         raise RuntimeError(f"{num_images - len(ordered)} of {num_images} images are missing")
-    write_json_atomic(out_dir / agora.annotation_file(split), coco_document(ordered))
+    document = coco_document(ordered)
+    write_json_atomic(out_dir / agora.annotation_file(split), document)
+    write_json_atomic(out_dir / agora.smpl_annotation_file(split), smpl_document(document))
     seconds = time.perf_counter() - start
     write_json_atomic(manifest_path(out_dir, split), _settings(split, num_images, seed, model_path))
     return {**people_summary(ordered), "seconds": seconds, "images_per_s": num_images / max(seconds, 1e-9)}
@@ -167,7 +171,8 @@ def ensure_dataset(
     """``make_dataset`` unless ``out_dir`` already holds this split made with the same settings.
 
     The settings are the split, number of images, seed, body-model path and generator version (not the
-    worker count, which does not change the bytes).
+    worker count, which does not change the bytes). A dataset written before the SMPL variant existed (the same
+    SMPL-X bytes, no AGORA_<split>_SMPL.json) is made again.
 
     Returns:
         ``out_dir`` as a Path.
@@ -175,7 +180,8 @@ def ensure_dataset(
     out_dir = Path(out_dir)
     wanted = _settings(split, num_images, seed, _resolve_human_model_path(human_model_path))
     manifest = manifest_path(out_dir, split)
-    if manifest.is_file() and (out_dir / agora.annotation_file(split)).is_file():
+    annotation_files = (agora.annotation_file(split), agora.smpl_annotation_file(split))
+    if manifest.is_file() and all((out_dir / name).is_file() for name in annotation_files):
         try:
             if json.loads(manifest.read_text()) == wanted:
                 return out_dir

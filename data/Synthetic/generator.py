@@ -29,6 +29,7 @@ from .appearance import sample_albedo, sample_light, shade, vertex_regions
 from .background import sample_background
 from .compose import Composite, composite
 from .scene import Scene, sample_scene
+from .smpl_variant import smpl_params
 
 MAX_ATTEMPTS = 50  # scenes drawn until one has a valid person; a few percent of scenes have none
 
@@ -139,7 +140,8 @@ class ImageGenerator:
         raise RuntimeError(f"no scene with a visible person in {MAX_ATTEMPTS} attempts (image {index})")
 
     def generate(self, index: int) -> ImageRecords:
-        """Makes image ``index``, writes its PNG and parameter files, and returns its records."""
+        """Makes image ``index``, writes its PNG and parameter files (SMPL-X and SMPL), and returns its SMPL-X
+        records (`smpl_variant.smpl_document` makes the SMPL ones from them)."""
         scene, result, valid = self.render(index)
         split, name = self.options.split, agora.image_name(self.options.split, index)
         root, level = self.out_dir, self.options.png_compression
@@ -152,7 +154,10 @@ class ImageGenerator:
         write_json_atomic(root / agora.cam_param_path(split, name), {"focal": focal_4k, "princpt": princpt_4k})
         records = []
         for pid, person in enumerate(scene.people):
-            write_json_atomic(root / agora.smplx_param_path(split, name, pid), person.smplx_params())
+            smplx_record = person.smplx_params()
+            write_json_atomic(root / agora.smplx_param_path(split, name, pid), smplx_record)
+            write_json_atomic(root / agora.smpl_param_path(split, name, pid),
+                              smpl_params(self.body_models, person.pose.gender, smplx_record))  # fmt: skip
             joints_4k = project_points(torch.from_numpy(person.joints.astype(np.float64)), focal_4k, princpt_4k)
             vertices_4k = project_points(torch.from_numpy(person.vertices.astype(np.float64)), focal_4k, princpt_4k)
             part_vertices_4k = {key: vertices_4k.numpy()[ids] for key, ids in self._part_vertex_ids.items()}

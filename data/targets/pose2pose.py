@@ -253,70 +253,82 @@ class PartTargets(TargetBuilder):
                 "pa_mpvpe": pa_point_error(pred, gt).tolist()}  # fmt: skip
 
 
-class BodyTargets(PartTargets):
+class _PoseShapeTargets(PartTargets):
+    """Body and hand: a root plus joint rotations (`pose`) and 10 shape coefficients, from one layer.
+
+    Subclasses set `num_rotations`, `pose_kwarg` (the layer's argument for the non-root rotations), `pose_flip`
+    (the rotations' left/right permutation, None for one hand) and `invalid_rotations`, and implement
+    `params_and_layer`.
+    """
+
+    num_rotations: ClassVar[int]
+    pose_kwarg: ClassVar[str]
+    pose_flip: ClassVar[np.ndarray | None] = None
+    invalid_rotations: ClassVar[np.ndarray] = np.zeros(0, dtype=np.int64)
+
+    def params_and_layer(self, record: Record) -> tuple[Any, Any] | None:
+        """(SMPLParams | MANOParams, its layer) of the record, or None without parameters."""
+        raise NotImplementedError
+
+    def pseudo_gt(self, record: Record) -> PartGT | None:
+        found = self.params_and_layer(record)
+        if found is None:
+            return None
+        params, layer = found
+        pose = np.asarray(params.pose, np.float64).reshape(self.num_rotations, 3)
+        shape = np.asarray(params.shape, np.float64).reshape(-1)[:10]
+        root, joints, mesh = _run_layer(layer, self.crop, self._require_cam(record), pose[0],
+                                        **{self.pose_kwarg: pose[1:]}, betas=shape,
+                                        transl=np.asarray(params.trans))  # fmt: skip
+        rotations = np.concatenate([root[None], pose[1:]])
+        return PartGT(joints, mesh.astype(np.float32), {"pose": rotations}, shape)
+
+    def param_targets(self, gt: PartGT | None, aug: AugParams) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        prefix, size = self.prefix, 3 * self.num_rotations
+        if gt is None:
+            return ({f"{prefix}_pose": np.zeros(size, np.float32), f"{prefix}_shape": np.zeros(10, np.float32)},
+                    {f"{prefix}_pose_valid": np.zeros(size, np.float32),
+                     f"{prefix}_shape_valid": np.asarray(0.0, np.float32)})  # fmt: skip
+        valid = np.ones(self.num_rotations)
+        valid[self.invalid_rotations] = 0.0
+        pose, valid = self._rotations(gt.rotations["pose"], valid, aug, self.pose_flip)
+        return ({f"{prefix}_pose": pose.reshape(-1).astype(np.float32), f"{prefix}_shape": self._shape(gt.shape)},
+                {f"{prefix}_pose_valid": np.repeat(valid, 3).astype(np.float32),
+                 f"{prefix}_shape_valid": np.asarray(1.0, np.float32)})  # fmt: skip
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        size, prefix = 3 * self.num_rotations, self.prefix
+        return {f"{prefix}_pose": (size,), f"{prefix}_shape": (10,), f"{prefix}_pose_valid": (size,),
+                f"{prefix}_shape_valid": ()}  # fmt: skip
+
+
+class BodyTargets(_PoseShapeTargets):
     """SMPL targets of a person crop (family 'pose2pose_body')."""
 
     crop, prefix, size_key = "body", "smpl", "body_3d_size"
+    num_rotations, pose_kwarg, pose_flip = 24, "body_pose", _SMPL_POSE_FLIP
+    invalid_rotations = _SMPL_HAND_JOINTS  # not estimated by the body model (no hand features)
 
-    def pseudo_gt(self, record: Record) -> PartGT | None:
-        if record.smpl is None:
-            return None
-        cam, params = self._require_cam(record), record.smpl
-        pose = np.asarray(params.pose, np.float64).reshape(24, 3)
-        root, joints, mesh = _run_layer(self.body_models.smpl(params.gender), "body", cam, pose[0],
-                                        body_pose=pose[1:], betas=np.asarray(params.shape).reshape(-1)[:10],
-                                        transl=np.asarray(params.trans))  # fmt: skip
-        rotations = np.concatenate([root[None], pose[1:]])
-        return PartGT(joints, mesh.astype(np.float32), {"pose": rotations}, np.asarray(params.shape, np.float64)[:10])
-
-    def param_targets(self, gt: PartGT | None, aug: AugParams) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        if gt is None:
-            return (
-                {"smpl_pose": np.zeros(72, np.float32), "smpl_shape": np.zeros(10, np.float32)},
-                {"smpl_pose_valid": np.zeros(72, np.float32), "smpl_shape_valid": np.asarray(0.0, np.float32)},
-            )
-        valid = np.ones(24)
-        valid[_SMPL_HAND_JOINTS] = 0.0  # not estimated by the body model (no hand features)
-        pose, valid = self._rotations(gt.rotations["pose"], valid, aug, _SMPL_POSE_FLIP)
-        return ({"smpl_pose": pose.reshape(-1).astype(np.float32), "smpl_shape": self._shape(gt.shape)},
-                {"smpl_pose_valid": np.repeat(valid, 3).astype(np.float32),
-                 "smpl_shape_valid": np.asarray(1.0, np.float32)})  # fmt: skip
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"smpl_pose": (72,), "smpl_shape": (10,), "smpl_pose_valid": (72,), "smpl_shape_valid": ()}
+    def params_and_layer(self, record: Record) -> tuple[Any, Any] | None:
+        return None if record.smpl is None else (record.smpl, self.body_models.smpl(record.smpl.gender))
 
     def layer_for_eval(self) -> Any:
         return self.body_models.smpl("neutral")
 
 
-class HandTargets(PartTargets):
+class HandTargets(_PoseShapeTargets):
     """MANO targets of a hand crop (family 'pose2pose_hand'); left hands keep left-MANO parameters."""
 
     crop, prefix, size_key = "hand", "mano", "hand_3d_size"
+    num_rotations, pose_kwarg = 16, "hand_pose"  # one hand: no left/right rotations to swap
 
-    def pseudo_gt(self, record: Record) -> PartGT | None:
-        if record.mano is None:
+    def params_and_layer(self, record: Record) -> tuple[Any, Any] | None:
+        params = record.mano
+        if params is None:
             return None
-        cam, params = self._require_cam(record), record.mano
         if params.side != record.hand_side:
             raise ValueError(f"{record.img_path}: a {record.hand_side} hand crop with {params.side} MANO parameters")
-        pose = np.asarray(params.pose, np.float64).reshape(16, 3)
-        root, joints, mesh = _run_layer(self.body_models.mano(params.side), "hand", cam, pose[0],
-                                        hand_pose=pose[1:], betas=np.asarray(params.shape).reshape(-1)[:10],
-                                        transl=np.asarray(params.trans))  # fmt: skip
-        rotations = np.concatenate([root[None], pose[1:]])
-        return PartGT(joints, mesh.astype(np.float32), {"pose": rotations}, np.asarray(params.shape, np.float64)[:10])
-
-    def param_targets(self, gt: PartGT | None, aug: AugParams) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        if gt is None:
-            return (
-                {"mano_pose": np.zeros(48, np.float32), "mano_shape": np.zeros(10, np.float32)},
-                {"mano_pose_valid": np.zeros(48, np.float32), "mano_shape_valid": np.asarray(0.0, np.float32)},
-            )
-        pose, valid = self._rotations(gt.rotations["pose"], np.ones(16), aug, None)  # one hand: nothing to swap
-        return ({"mano_pose": pose.reshape(-1).astype(np.float32), "mano_shape": self._shape(gt.shape)},
-                {"mano_pose_valid": np.repeat(valid, 3).astype(np.float32),
-                 "mano_shape_valid": np.asarray(1.0, np.float32)})  # fmt: skip
+        return params, self.body_models.mano(params.side)
 
     def dataset_joint_names(self, dataset: BaseDataset, record: Record) -> Sequence[str]:
         """Hand datasets name the 21 joints without a side (FreiHAND); whole-body ones with it (MSCOCO's
@@ -333,9 +345,6 @@ class HandTargets(PartTargets):
 
     def extra_inputs(self, record: Record, aug: AugParams) -> dict[str, Any]:
         return {"is_left": np.asarray((record.hand_side == "left") != aug.flip)}
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"mano_pose": (48,), "mano_shape": (10,), "mano_pose_valid": (48,), "mano_shape_valid": ()}
 
     def sample_shapes(self, split: str) -> dict[str, tuple[int, ...]]:
         return {**super().sample_shapes(split), "is_left": ()}

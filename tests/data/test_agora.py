@@ -1,9 +1,10 @@
-"""AGORA loader: a hand-written fixture in AGORA's parsed layout (720p images and 4K crops), and the synthetic set."""
+"""AGORA loader: a hand-written fixture in AGORA's parsed layout (720p images and 4K crops), and the synthetic set.
+
+The server's format rules are tested in test_agora_server_format.py, the SMPL variant in test_agora_smpl.py."""
 
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,16 @@ import torch
 
 from common.body_models import get_body_models
 from common.body_models.joint_sets import JOINT_IDX, JOINTS
-from common.utils.augmentation import apply_affine, crop_affine
+from common.utils.augmentation import apply_affine, crop_affine, process_bbox
 from common.utils.image_io import ImageReadError
 from common.utils.smplx_targets import smplx_in_camera
 from data import build_dataset, build_testset
 from data.AGORA.AGORA import AGORA
+from data.AGORA.server_format import check_agora_prediction
 from data.dataset import sample_shapes
 from data.record import MissingAnnotationError
 from main.config import Config, load_config
+from tests.data.test_agora_server_format import load_server_file, pickle_globals
 
 FOCAL_720P, PRINCPT_720P = 1000.0, (640.0, 360.0)
 CROP_HW = (64, 48)  # tiny 4K crops, aspect 0.75
@@ -334,18 +337,142 @@ def test_evaluate_scores_and_writes_server_files(agora_root, synthetic_body_mode
     result = ds.evaluate(outs, list(range(len(ds))))
     for key in ("mpvpe_all", "mpvpe_hand", "mpvpe_face", "pa_mpvpe_all", "pa_mpvpe_hand", "pa_mpvpe_face"):
         np.testing.assert_allclose(result[key], 0.0, atol=1e-3, err_msg=f"{key}: a shift is aligned away")
-    files = sorted((root / resolution / "result" / "AGORA").glob("*.pkl"))
+    folder = root / resolution / "result" / "AGORA" / "predictions"  # a folder of their own: the checker reads all
+    assert ds.predictions_dir == folder
+    files = sorted(folder.iterdir())
     assert [f.name for f in files] == [
         "ag_validationset_fixture_00000_personId_0.pkl",
         "ag_validationset_fixture_00001_personId_0.pkl",
         "ag_validationset_fixture_00001_personId_1.pkl",
     ]
-    with open(files[2], "rb") as f:
-        saved = pickle.load(f)
+    saved = load_server_file(files[2])
+    check_agora_prediction(saved)
     assert saved["params"]["body_pose"].shape == (1, 63) and saved["params"]["betas"].shape == (1, 10)
-    np.testing.assert_allclose(saved["joints"][0], truth["validation"][1, 1]["all_joints_4k"], atol=0.05)  # 4K pixels
+    assert saved["joints"].shape == (144, 2), "two dimensions: the server's checker does not squeeze joints"
+    np.testing.assert_allclose(saved["joints"], truth["validation"][1, 1]["all_joints_4k"], atol=0.05)  # 4K pixels
     table, path = ds.report(result, cfg.output_dir)
     assert "MPVPE (All)" in table and json.loads(path.read_text())["samples"]["mpvpe_all"] == len(ds)
+
+
+# --- the test split: Hand4Whole's detections, no ground truth ------------------------------------------------
+# image file name -> detection boxes (xywh, 4K pixels); the second image's first box lies past its bottom right
+TEST_DETECTIONS = {
+    "ag_testset_fixture_00000.png": [[1500.0, 600.0, 400.0, 900.0], [2500.0, 700.0, 300.0, 800.0]],
+    "ag_testset_fixture_00001.png": [[4000.0, 2300.0, 100.0, 100.0], [1800.0, 500.0, 350.0, 1000.0]],
+}
+
+
+def write_test_split(root: Path) -> None:
+    """AGORA_test_bbox.json, the 720p test images and the 4K crops of the boxes that lie in the image."""
+    (root / "AGORA_test_bbox.json").write_text(
+        json.dumps({name: [{"bbox": box} for box in boxes] for name, boxes in TEST_DETECTIONS.items()})
+    )
+    for name, boxes in TEST_DETECTIONS.items():
+        stem = name[:-4]
+        (root / "1280x720" / "test").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "1280x720" / "test" / f"{stem}_1280x720.png"), np.full((720, 1280, 3), 90, np.uint8))
+        crop_dir = root / "images_3840x2160" / "test_crop"
+        crop_dir.mkdir(parents=True, exist_ok=True)
+        for k, box in enumerate(boxes):
+            crop_box = process_bbox(box, 3840, 2160)
+            if crop_box is None:
+                continue
+            cv2.imwrite(str(crop_dir / f"{stem}_person_id_{k}.png"), np.full((*CROP_HW, 3), 128, np.uint8))
+            crop_info = {"bbox_orig": crop_box.tolist(), "affine_mat": crop_affine(crop_box, CROP_HW).tolist(),
+                         "resized_height": CROP_HW[0], "resized_width": CROP_HW[1]}  # fmt: skip
+            (crop_dir / f"{stem}_person_id_{k}.json").write_text(json.dumps(crop_info))
+
+
+def _test_output(meta: dict, seed: int) -> dict[str, np.ndarray]:
+    """A made-up test-mode output of the model for one sample."""
+    rng = np.random.default_rng(seed)
+    out = {"smplx_joint_proj": rng.uniform(0, 6, (144, 2)), "bb2img_trans": meta["bb2img_trans"],
+           "cam_trans": rng.normal(size=3), "smplx_root_pose": rng.normal(size=3),
+           "smplx_body_pose": rng.normal(size=63), "smplx_lhand_pose": rng.normal(size=45),
+           "smplx_rhand_pose": rng.normal(size=45), "smplx_jaw_pose": rng.normal(size=3),
+           "smplx_shape": rng.normal(size=10), "smplx_expr": rng.normal(size=10)}  # fmt: skip
+    return {k: np.asarray(v, np.float32) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("resolution", ["1280x720", "3840x2160"])
+def test_test_split_has_one_record_per_detection_and_no_labels(
+    tmp_path: Path, synthetic_body_model_dir: Path, resolution: str
+) -> None:
+    write_test_split(tmp_path)
+    cfg = make_cfg(synthetic_body_model_dir, tmp_path, f"data.agora_resolution={resolution}")
+    ds = build_dataset("AGORA", "test", cfg)
+    # the box outside the image is left out; the others keep their detection index as person id
+    assert [(r.info["image_name"], r.info["person_id"]) for r in ds.records] == [
+        ("ag_testset_fixture_00000", 0), ("ag_testset_fixture_00000", 1), ("ag_testset_fixture_00001", 1)
+    ]  # fmt: skip
+    boxes = [TEST_DETECTIONS[f"{r.info['image_name']}.png"][r.info["person_id"]] for r in ds.records]
+    to_orig = 1 / 3 if resolution == "1280x720" else 1.0
+    for index, (record, box) in enumerate(zip(ds.records, boxes, strict=True)):
+        assert ds.load_labels(record).smplx is None
+        sample = ds[index]
+        flat = {**sample[0], **sample[1], **sample[2]}
+        assert set(flat) == set(sample_shapes(ds.space, ds.body_models.vertex_count, "test"))
+        for key, value in flat.items():
+            assert tuple(value.shape) == sample_shapes(ds.space, ds.body_models.vertex_count, "test")[key], key
+            if key.endswith("_valid") or key == "is_3D":
+                assert float(np.max(value)) == 0.0, f"{key}: the test split has no labels"
+        # the network crop is the detection's crop box: its centre maps back onto the box centre in the image
+        crop_box = process_bbox(np.asarray(box) * to_orig, 3840 * to_orig, 2160 * to_orig)
+        centre = apply_affine(sample[2]["bb2img_trans"].astype(np.float64), np.array([192.0, 256.0]))
+        np.testing.assert_allclose(centre, crop_box[:2] + crop_box[2:] / 2, atol=1e-3)
+        expected_dir = "test_crop" if resolution == "3840x2160" else "test"
+        assert record.img_path.parent.name == expected_dir
+
+
+@pytest.mark.parametrize("resolution", ["1280x720", "3840x2160"])
+def test_test_split_evaluate_writes_server_files_only(
+    tmp_path: Path, synthetic_body_model_dir: Path, resolution: str
+) -> None:
+    write_test_split(tmp_path)
+    cfg = make_cfg(synthetic_body_model_dir, tmp_path, f"data.agora_resolution={resolution}")
+    ds = build_dataset("AGORA", "test", cfg)
+    outs = [_test_output(ds[index][2], index) for index in range(len(ds))]
+    assert ds.evaluate(outs, list(range(len(ds)))) == {}, "no ground truth, no metrics"
+    files = sorted(ds.predictions_dir.iterdir())
+    assert [f.name for f in files] == ["ag_testset_fixture_00000_personId_0.pkl",
+                                       "ag_testset_fixture_00000_personId_1.pkl",
+                                       "ag_testset_fixture_00001_personId_1.pkl"]  # fmt: skip
+    for path, out in zip(files, outs, strict=True):
+        data = path.read_bytes()
+        assert not any(g.startswith("numpy._core") for g in pickle_globals(data)), "numpy 1.x cannot import numpy._core"
+        assert "numpy.core.multiarray _reconstruct" in pickle_globals(data)
+        saved = load_server_file(path)
+        check_agora_prediction(saved)
+        expected = ds.server_prediction(out)
+        np.testing.assert_array_equal(saved["joints"], expected["joints"])
+        for key, value in expected["params"].items():
+            assert saved["params"][key].dtype == np.float32
+            np.testing.assert_array_equal(saved["params"][key], value, err_msg=key)
+        # the joints are the projected joints in the 4K image, whatever resolution the network saw
+        hm_to_crop = 1.0 / ds.space.crop_to_heatmap()
+        joint_orig = apply_affine(out["bb2img_trans"].astype(np.float64), out["smplx_joint_proj"] * hm_to_crop)
+        np.testing.assert_allclose(saved["joints"], joint_orig * (3.0 if resolution == "1280x720" else 1.0),
+                                   rtol=1e-5, atol=1e-3)  # fmt: skip
+    table, _ = ds.report({}, cfg.output_dir)
+    assert "3 prediction files" in table and str(ds.predictions_dir) in table
+
+
+def test_a_prediction_the_server_would_reject_is_logged_not_written(
+    tmp_path: Path, synthetic_body_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_test_split(tmp_path)
+    ds = build_dataset("AGORA", "test", make_cfg(synthetic_body_model_dir, tmp_path))
+    outs = [_test_output(ds[index][2], index) for index in range(2)]
+    outs[1]["smplx_body_pose"][5] = np.nan
+    with caplog.at_level("ERROR", logger="data.AGORA.AGORA"):
+        ds.evaluate(outs, [0, 1])
+    assert [f.name for f in ds.predictions_dir.iterdir()] == ["ag_testset_fixture_00000_personId_0.pkl"]
+    assert "ag_testset_fixture_00000_personId_1.pkl not written" in caplog.text and "body_pose" in caplog.text
+
+
+def test_build_testset_still_evaluates_the_validation_split(agora_root, synthetic_body_model_dir: Path) -> None:
+    root, _ = agora_root
+    assert build_testset(make_cfg(synthetic_body_model_dir, root)).split == "validation"
 
 
 # --- the synthetic dataset (data/Synthetic), read unchanged ----------------------------------------------------

@@ -23,6 +23,7 @@ from data.Synthetic import annotations as agora
 from data.Synthetic.contact_sheet import contact_sheet
 from data.Synthetic.dataset_writer import manifest_path
 from data.Synthetic.readback import PARAM_SHAPES, pose_annotation
+from data.Synthetic.smpl_variant import GAP_GROUPS, joint_gaps
 from tool.make_synthetic_dataset import main as cli_main
 
 SPLIT_SIZES = {"train": 8, "validation": 4}
@@ -192,3 +193,64 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path: Path, capsys: pytest.Capt
         cli_main(["--out", str(tmp_path), "--num-images", "1", "--split", "test"])
     assert exit_info.value.code == 2
     assert not (tmp_path / "out").exists()
+
+
+# --- the SMPL variant (data/Synthetic/smpl_variant.py) --------------------------------------------------------------
+SMPL_SKELETON_TOLERANCE_M, SMPL_KEYPOINT_TOLERANCE_M = 0.003, 0.015  # measured: 2.15 mm and 12.4 mm at most
+
+
+@pytest.mark.parametrize("split", SPLIT_SIZES)
+def test_smpl_variant_mirrors_the_smplx_annotations(synthetic_agora_dir: Path, split: str) -> None:
+    smplx_doc = load(synthetic_agora_dir, split)
+    smpl_doc = json.loads((synthetic_agora_dir / agora.smpl_annotation_file(split)).read_text())
+    assert smpl_doc["images"] == smplx_doc["images"] and len(smpl_doc["annotations"]) == len(smplx_doc["annotations"])
+    for smpl_ann, smplx_ann in zip(smpl_doc["annotations"], smplx_doc["annotations"], strict=True):
+        path = smpl_ann.pop("smpl_param_path")
+        assert path == smplx_ann.pop("smplx_param_path").replace("smplx_params_cam/", "smpl_params_cam/", 1)
+        assert smpl_ann == smplx_ann, "the same person, boxes and labels"
+
+
+def test_smpl_parameters_put_the_smpl_body_on_the_rendered_one(
+    synthetic_agora_dir: Path, synthetic_body_model_dir: Path
+) -> None:
+    body_models = get_body_models(synthetic_body_model_dir)
+    gaps: dict[str, list[np.ndarray]] = {group: [] for group in GAP_GROUPS}
+    for split in SPLIT_SIZES:
+        for ann in load(synthetic_agora_dir, split)["annotations"]:
+            smplx = json.loads((synthetic_agora_dir / ann["smplx_param_path"]).read_text())
+            smpl_path = synthetic_agora_dir / ann["smplx_param_path"].replace("smplx_params_cam", "smpl_params_cam", 1)
+            smpl = json.loads(smpl_path.read_text())
+            assert {k: len(v) for k, v in smpl.items()} == {"global_orient": 3, "body_pose": 69, "betas": 10,
+                                                             "transl": 3}  # fmt: skip
+            assert smpl["global_orient"] == smplx["global_orient"] and smpl["betas"] == smplx["betas"]
+            assert smpl["body_pose"] == smplx["body_pose"] + [0.0] * 6, "21 body joints as rendered, flat hands"
+            for group, gap in joint_gaps(body_models, ann["gender"], smplx, smpl).items():
+                gaps[group].append(gap)
+            # readback poses either variant: the SMPL person's pelvis is the rendered one's
+            smpl_ann = {k: v for k, v in ann.items() if k != "smplx_param_path"}
+            smpl_ann["smpl_param_path"] = str(smpl_path.relative_to(synthetic_agora_dir))
+            posed_smpl = pose_annotation(synthetic_agora_dir, smpl_ann, body_models)
+            assert posed_smpl.joints.shape == (45, 3)
+            rendered_pelvis = pose_annotation(synthetic_agora_dir, ann, body_models).joints[0]
+            np.testing.assert_allclose(posed_smpl.joints[0], rendered_pelvis, atol=1e-4)
+    skeleton, keypoints = np.stack(gaps["skeleton"]), np.stack(gaps["keypoints"])  # (people, 24), (people, 11)
+    assert len(skeleton) >= 12
+    assert skeleton[:, 0].max() < 1e-4, "SMPL's pelvis on SMPL-X's"
+    assert skeleton.max() < SMPL_SKELETON_TOLERANCE_M and keypoints.max() < SMPL_KEYPOINT_TOLERANCE_M
+    assert skeleton.mean() < 0.001, "most joints coincide: the skeletons and shape spaces agree"
+
+
+def test_ensure_dataset_remakes_a_dataset_without_the_smpl_variant(
+    synthetic_agora_dir: Path, synthetic_body_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (manifest_path(".", "train"), agora.annotation_file("train"), agora.smpl_annotation_file("train")):
+        (tmp_path / name).write_bytes((synthetic_agora_dir / name).read_bytes())
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("make_dataset ran")
+
+    monkeypatch.setattr("data.Synthetic.dataset_writer.make_dataset", must_not_run)
+    assert ensure_dataset(tmp_path, "train", 8, human_model_path=synthetic_body_model_dir) == tmp_path
+    (tmp_path / agora.smpl_annotation_file("train")).unlink()  # as written before the SMPL variant existed
+    with pytest.raises(AssertionError, match="make_dataset ran"):
+        ensure_dataset(tmp_path, "train", 8, human_model_path=synthetic_body_model_dir)

@@ -1,4 +1,5 @@
-"""The quickstart's config (main/configs/synthetic.yaml) and its choice of the demo person."""
+"""The quickstart's configs (main/configs/synthetic{,_body,_hand,_face}.yaml), its families and its choice of the
+demo person."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from common.engine.cli import UsageError
 from common.paths import resolve_repo_path
 from data.Synthetic.annotations import SCALE_TO_4K, annotation_file
 from main.config import load_config
-from tool.quickstart import CONFIG, DATA_ROOT, demo_person
+from tool.quickstart_families import CONFIG_DIR, DATA_DIR, FAMILY_RUNS, demo_person
+
+CONFIG = CONFIG_DIR / "synthetic.yaml"
 
 STRIDE = 32  # of the ResNet feature maps the heatmap grids sit on
 
@@ -22,7 +25,7 @@ def test_synthetic_config_uses_the_stand_in_the_agora_loader_and_a_consistent_sm
     cfg = load_config(CONFIG)
     assert Path(cfg.human_model_path) == synthetic_body_model_dir  # the path ensure_synthetic_body_models returns
     assert (cfg.data.trainset_3d, cfg.data.trainset_2d, cfg.data.testset) == (["AGORA"], [], "AGORA")
-    assert resolve_repo_path(cfg.data.dataset_roots["AGORA"]) == DATA_ROOT
+    assert resolve_repo_path(cfg.data.dataset_roots["AGORA"]) == DATA_DIR / "Synthetic"
     assert cfg.data.agora_gender == "annotated"  # the GT mesh is the rendered one (gendered layers), not neutral
     m = cfg.model
     body_h, body_w = m.input_body_shape
@@ -31,6 +34,19 @@ def test_synthetic_config_uses_the_stand_in_the_agora_loader_and_a_consistent_sm
     assert m.output_hand_hm_shape[1:] == tuple(s // STRIDE for s in m.input_hand_shape)
     assert m.input_img_shape == (2 * body_h, 2 * body_w)  # Hand4Whole's crop : body-input ratio
     assert (m.resnet_type, m.hand_resnet_type, m.face_resnet_type) == (18, 18, 18)
+
+
+@pytest.mark.parametrize("family", ["pose2pose_body", "pose2pose_hand", "pose2pose_face"])
+def test_part_quickstart_configs_select_their_family_on_the_stand_in(
+    family: str, synthetic_body_model_dir: Path
+) -> None:
+    part = family.removeprefix("pose2pose_")
+    cfg = load_config(CONFIG_DIR / f"synthetic_{part}.yaml")
+    assert cfg.model.arch == family and family in FAMILY_RUNS
+    assert Path(cfg.human_model_path) == synthetic_body_model_dir
+    assert resolve_repo_path(cfg.output_dir) != resolve_repo_path(load_config(CONFIG).output_dir)  # no mixed snapshots
+    h, w = cfg.model.input_img_shape
+    assert cfg.model.output_hm_shape[1:] == (h // STRIDE, w // STRIDE) and cfg.model.princpt == (w / 2, h / 2)
 
 
 def _write_annotations(root: Path, people: list[dict]) -> None:

@@ -32,8 +32,17 @@ def test_every_recipe_of_the_extending_page_names_files_that_exist() -> None:
     text = (REPO_ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
     for heading in ("Add a dataset", "Add a model family", "Add an evaluator", "Add an output format"):
         assert f"## {heading}" in text
-    for path in ("main/config.py", "main/model.py", "main/family.py", "data/__init__.py", "data/targets/__init__.py",
-                 "data/targets/base.py", "data/dataset.py", "data/record.py", "common/utils/metrics.py"):
+    for path in (
+        "main/config.py",
+        "main/model.py",
+        "main/family.py",
+        "data/__init__.py",
+        "data/targets/__init__.py",
+        "data/targets/base.py",
+        "data/dataset.py",
+        "data/record.py",
+        "common/utils/metrics.py",
+    ):
         assert path in text and (REPO_ROOT / path).is_file(), path
 
 

@@ -11,6 +11,7 @@ import torch
 
 from main.config import Config
 from main.model import get_model
+from tests.main.overfit import TARGET_RATIO, describe, overfit
 
 # Smaller still than conftest's SMALL_MODEL: every backbone sees a 64-pixel input, the heatmaps are 2 x 2 cells.
 TINY_MODEL = (
@@ -22,8 +23,6 @@ TINY_MODEL = (
     "model.input_face_shape=[32,32]",
     "model.princpt=[24,32]",
 )
-MAX_STEPS = 300
-TARGET_RATIO = 0.2  # final total loss / initial total loss
 
 
 def test_smplx_layer_runs_once_per_batch(make_small_cfg: Callable[..., Config], make_wholebody_targets) -> None:
@@ -44,17 +43,6 @@ def test_total_loss_falls_by_80_percent_on_four_samples(
     torch.manual_seed(0)
     model = get_model(cfg, "train").train()
     inputs, targets, meta_info = make_wholebody_targets(cfg, batch=4, seed=5)  # fixed random images as inputs
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    history = []
-    for _ in range(MAX_STEPS):
-        total = sum(model(inputs, targets, meta_info, "train").values())
-        history.append(total.item())
-        if history[-1] <= TARGET_RATIO * history[0]:
-            break
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
+    history = overfit(model, inputs, targets, meta_info)
     assert all(torch.isfinite(torch.tensor(history)))
-    assert history[-1] <= TARGET_RATIO * history[0], (
-        f"loss {history[0]:.3f} -> {history[-1]:.3f} after {len(history)} steps (every 25th: {history[::25]})"
-    )
+    assert history[-1] <= TARGET_RATIO * history[0], describe(history)

@@ -50,7 +50,8 @@ def test_three_stages_hand_backbone_travels_into_the_wholebody_model(
     _train([*wholebody, "train.end_epoch=1", f"output_dir={stage1}"])
     hand = [*common, "model.resnet_type=18", "model.input_img_shape=[64,64]", "model.output_hm_shape=[8,2,2]",
             "model.princpt=[32,32]", "data.trainset_3d=[FreiHAND]", "data.trainset_2d=[]",
-            f"data.dataset_roots={{FreiHAND: {freihand_dir / 'data'}}}", "train.end_epoch=1", "train.lr=1e-3"]  # fmt: skip
+            f"data.dataset_roots={{FreiHAND: {freihand_dir / 'data'}}}", "train.end_epoch=1",
+            "train.lr=1e-3"]  # fmt: skip
     _train(["--cfg", "pose2pose_hand", *hand, f"output_dir={stage2}"])
 
     merged_path = stage3 / "model_dump" / "snapshot_0.pth.tar"

@@ -1,0 +1,131 @@
+"""What the quickstart does for each model family: its synthetic data, its config and overrides, its demo input.
+
+Each `prepare_*` writes (or reuses) the family's synthetic sets under output/data/ and returns a `FamilyRun`:
+the yaml overlay, the key=value overrides for training and testing, and the held-out image and box the demo
+draws. tool/quickstart.py then runs the same four user-facing commands for every family.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.engine.cli import UsageError
+from common.paths import REPO_ROOT
+from data.Synthetic import ensure_dataset, ensure_ffhq, ensure_freihand
+from data.Synthetic.annotations import SCALE_TO_4K, annotation_file
+
+__all__ = ["FAMILY_RUNS", "FamilyRun", "demo_person"]
+
+CONFIG_DIR = REPO_ROOT / "main" / "configs"
+DATA_DIR = REPO_ROOT / "output" / "data"
+SEED, HELD_OUT_SEED = 0, 1
+MAX_DEMO_OCCLUSION = 10.0  # percent: the demo person is hardly hidden by another
+
+
+@dataclass(frozen=True)
+class FamilyRun:
+    """One family's quickstart.
+
+    Attributes:
+        config: the yaml overlay of main/configs/.
+        data_roots: the synthetic sets written, for the summary.
+        train_overrides: key=value for training (dataset roots, the stand-in).
+        test_overrides: key=value for testing (the held-out set).
+        demo_image: a held-out image; demo_bbox: its person (hand, face) box, xywh pixels.
+        demo_args: further demo arguments.
+    """
+
+    config: Path
+    data_roots: list[Path]
+    train_overrides: list[str]
+    test_overrides: list[str]
+    demo_image: Path
+    demo_bbox: list[float]
+    demo_args: list[str] = field(default_factory=list)
+
+
+def demo_person(data_root: Path, split: str = "validation") -> tuple[Path, list[float]]:
+    """The image and box (xywh, 1280x720 pixels) of the split's largest valid, hardly occluded person in full view.
+
+    Args:
+        data_root: a synthetic dataset root (AGORA layout; boxes in its json are at 3840x2160).
+        split: the split to choose from.
+
+    Raises:
+        UsageError: no such person in the split.
+    """
+    document = json.loads((data_root / annotation_file(split)).read_text())
+    images = {image["id"]: image for image in document["images"]}
+    best: tuple[float, Path, list[float]] | None = None
+    for annotation in document["annotations"]:
+        image = images[annotation["image_id"]]
+        x, y, w, h = (v / SCALE_TO_4K for v in annotation["bbox"])  # 1280x720 pixels
+        in_view = x >= 0 and y >= 0 and x + w <= image["width"] and y + h <= image["height"]
+        usable = annotation["is_valid"] and annotation["occlusion"] <= MAX_DEMO_OCCLUSION and in_view
+        if usable and (best is None or h > best[0]):
+            best = (h, data_root / image["file_name_1280x720"], [x, y, w, h])
+    if best is None:
+        raise UsageError(f"no fully visible, valid person in {data_root / annotation_file(split)}")
+    return best[1], best[2]
+
+
+def _first_coco_box(coco_file: Path, images_dir: Path) -> tuple[Path, list[float]]:
+    """The first image of a COCO file and its first annotation's box."""
+    document = json.loads(coco_file.read_text())
+    image, annotation = document["images"][0], document["annotations"][0]
+    return images_dir / image["file_name"], [float(v) for v in annotation["bbox"]]
+
+
+def _agora_sets(body_models: Path, train: int, val: int, workers: int) -> Path:
+    root = DATA_DIR / "Synthetic"
+    for split, count in (("train", train), ("validation", val)):
+        print(f"synthetic AGORA-format set, {split} split ({count} images, {workers} workers) ...", flush=True)
+        ensure_dataset(root, split, count, seed=SEED, workers=workers, human_model_path=body_models)
+    return root
+
+
+def prepare_hand4whole(body_models: Path, train: int, val: int, workers: int) -> FamilyRun:
+    root = _agora_sets(body_models, train, val, workers)
+    roots = [f"human_model_path={body_models}", f"data.dataset_roots={{AGORA: {root}}}"]
+    return FamilyRun(CONFIG_DIR / "synthetic.yaml", [root], roots, roots, *demo_person(root))
+
+
+def prepare_pose2pose_body(body_models: Path, train: int, val: int, workers: int) -> FamilyRun:
+    root = _agora_sets(body_models, train, val, workers)  # the same people, read through AGORA's SMPL variant
+    roots = [f"human_model_path={body_models}", f"data.dataset_roots={{AGORA: {root}}}"]
+    return FamilyRun(CONFIG_DIR / "synthetic_body.yaml", [root], roots, roots, *demo_person(root))
+
+
+def prepare_pose2pose_hand(body_models: Path, train: int, val: int, workers: int) -> FamilyRun:
+    root = DATA_DIR / "SyntheticFreiHAND"
+    for split, count in (("train", train), ("eval", val)):
+        print(f"synthetic FreiHAND-format set, {split} split ({count} crops, {workers} workers) ...", flush=True)
+        ensure_freihand(root, count, split, seed=SEED, workers=workers, human_model_path=body_models)
+    roots = [f"human_model_path={body_models}", f"data.dataset_roots={{FreiHAND: {root / 'data'}}}"]
+    image, bbox = _first_coco_box(root / "data" / "freihand_eval_coco.json", root / "data")
+    return FamilyRun(CONFIG_DIR / "synthetic_hand.yaml", [root], roots, roots, image, bbox, ["--hand-side", "right"])
+
+
+def prepare_pose2pose_face(body_models: Path, train: int, val: int, workers: int) -> FamilyRun:
+    root, held_out = DATA_DIR / "SyntheticFFHQ", DATA_DIR / "SyntheticFFHQ_heldout"
+    for folder, count, seed in ((root, train, SEED), (held_out, val, HELD_OUT_SEED)):
+        print(f"synthetic FFHQ-format set {folder.name} ({count} crops, {workers} workers) ...", flush=True)
+        ensure_ffhq(folder, count, seed=seed, workers=workers, human_model_path=body_models)
+    train_overrides = [f"human_model_path={body_models}", f"data.dataset_roots={{FFHQ: {root / 'data'}}}"]
+    # FFHQ has one split: testing reads the held-out folder's (written with another seed)
+    test_overrides = [f"human_model_path={body_models}", f"data.dataset_roots={{FFHQ: {held_out / 'data'}}}"]
+    image, bbox = _first_coco_box(held_out / "data" / "FFHQ.json", held_out / "data" / "images")
+    return FamilyRun(CONFIG_DIR / "synthetic_face.yaml", [root, held_out], train_overrides, test_overrides, image,
+                     bbox)  # fmt: skip
+
+
+FAMILY_RUNS: dict[str, tuple[Callable[[Path, int, int, int], FamilyRun], int, int]] = {
+    "hand4whole": (prepare_hand4whole, 240, 40),
+    "pose2pose_body": (prepare_pose2pose_body, 240, 40),
+    "pose2pose_hand": (prepare_pose2pose_hand, 400, 50),
+    "pose2pose_face": (prepare_pose2pose_face, 300, 40),
+}
+"""`model.arch` -> (prepare, default training images, default held-out images)."""
