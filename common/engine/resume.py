@@ -12,7 +12,9 @@
 
 Which snapshot: the highest epoch in model_dump (`read_resume_snapshot`). When that file cannot be read (a
 truncated copy, a disk error), `--continue` stops with one line naming it and the newest snapshot that does read;
-`--continue-from-last-good` resumes from that one instead.
+`--continue-from-last-good` resumes from that one instead, and the unreadable newer files are renamed to
+`<name>.unreadable` (kept for inspection, no longer taken for the newest snapshot by `--continue` or by the pruning
+of train.keep_snapshots, which would otherwise keep them and delete the good ones).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from common.engine.cli import UsageError
 from common.engine.snapshot import (
     SnapshotError,
     latest_snapshot,
+    newer_snapshots,
     newest_readable_snapshot,
     read_snapshot,
     snapshot_epoch,
@@ -38,17 +41,20 @@ from common.engine.snapshot import (
 
 __all__ = [
     "LAST_GOOD_FLAG",
+    "UNREADABLE_SUFFIX",
     "ResumePoint",
     "is_training_snapshot",
     "load_partial_network_state",
     "load_weights",
     "read_resume_snapshot",
+    "set_aside",
 ]
 
 logger = logging.getLogger(__name__)
 
 _LISTED_MODULES = 30
 LAST_GOOD_FLAG = "--continue-from-last-good"  # main/train.py's flag, named in the messages
+UNREADABLE_SUFFIX = ".unreadable"  # appended to a snapshot passed over by --continue-from-last-good
 
 
 def is_training_snapshot(snapshot: Mapping[str, Any]) -> bool:
@@ -112,12 +118,14 @@ def load_weights(model: nn.Module, snapshot: Mapping[str, Any], path: str) -> No
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """The snapshot `--continue` resumes from (path and content), and the newer unreadable one it passed over."""
+    """The snapshot `--continue` resumes from (path and content), and the newer unreadable ones it passed over."""
 
     path: Path
     snapshot: dict[str, Any]
-    skipped: Path | None = None  # the unreadable newest snapshot, when resuming from the last good one
-    problem: str = ""  # why it could not be read
+    # When resuming from the last good one: the unreadable snapshots of higher epochs (newest first), which the
+    # trainer sets aside so that neither `--continue` nor train.keep_snapshots's pruning counts them as newest.
+    skipped: tuple[Path, ...] = ()
+    problem: str = ""  # why the newest could not be read
 
 
 def read_resume_snapshot(model_dir: str | os.PathLike[str], from_last_good: bool = False) -> ResumePoint:
@@ -147,4 +155,21 @@ def read_resume_snapshot(model_dir: str | os.PathLike[str], from_last_good: bool
     if not from_last_good:
         raise SnapshotError(f"--continue: the newest snapshot is unreadable ({problem}); the newest good snapshot "
                             f"is {good}: resume from it with {LAST_GOOD_FLAG}")  # fmt: skip
-    return ResumePoint(good, snapshot, skipped=newest, problem=problem)
+    return ResumePoint(good, snapshot, skipped=tuple(newer_snapshots(model_dir, snapshot_epoch(good))), problem=problem)
+
+
+def set_aside(paths: tuple[Path, ...]) -> list[Path]:
+    """Renames each unreadable snapshot ``snapshot_<epoch>.pth.tar`` to ``snapshot_<epoch>.pth.tar.unreadable``.
+
+    Returns:
+        The new paths (a file already gone, e.g. renamed by another run, is left out).
+    """
+    moved = []
+    for path in paths:
+        target = path.with_name(path.name + UNREADABLE_SUFFIX)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            continue
+        moved.append(target)
+    return moved

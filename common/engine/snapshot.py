@@ -108,6 +108,11 @@ def newest_readable_snapshot(
     return None
 
 
+def newer_snapshots(model_dir: str | os.PathLike[str], epoch: int | None) -> list[Path]:
+    """The ``snapshot_<e>.pth.tar`` files of ``model_dir`` with e > epoch, highest first (all for None)."""
+    return [path for e, path in reversed(_snapshots_by_epoch(model_dir)) if epoch is None or e > epoch]
+
+
 def snapshot_epoch(path: str | os.PathLike[str]) -> int | None:
     """The epoch in a ``snapshot_<epoch>.pth.tar`` file name (None for any other name)."""
     match = SNAPSHOT_PATTERN.match(Path(path).name)

@@ -36,7 +36,7 @@ from common.engine.checkpoint import load_network_state
 from common.engine.cli import UsageError
 from common.engine.distributed import LaunchPlan, WorkerContext, all_gather_objects, barrier, launch
 from common.engine.nonfinite import NonFiniteGuard, TrainingDivergedError, check_weights, describe_nonfinite
-from common.engine.resume import is_training_snapshot, load_weights, read_resume_snapshot
+from common.engine.resume import is_training_snapshot, load_weights, read_resume_snapshot, set_aside
 from common.engine.run_log import RunPaths, attach_log_file, detach_log_file, open_tensorboard
 from common.engine.schedule import make_scheduler
 from common.engine.seeding import capture_rng_state, restore_rng_state, seed_everything
@@ -162,9 +162,11 @@ class _Trainer:
             return 0, None
         point = read_resume_snapshot(self.paths.model_dir, self.job.resume_last_good)
         path, snapshot = point.path, point.snapshot
-        if point.skipped is not None and self.ctx.is_main:
+        if point.skipped and self.ctx.is_main:
             logger.warning("Skipping the unreadable newest snapshot (%s); resuming from the newest good one, %s",
                            point.problem, path)  # fmt: skip
+            for moved in set_aside(point.skipped):
+                logger.warning("Renamed the unreadable %s to %s", moved.with_suffix(""), moved.name)
         start_epoch = int(snapshot["epoch"]) + 1
         if not is_training_snapshot(snapshot):
             load_weights(self.model, snapshot, str(path))
@@ -298,6 +300,7 @@ class _Trainer:
             writer.add_image("predictions", picture, step, dataformats="HWC")
 
     def _remove_partial_snapshots(self) -> None:
+        """Deletes (and logs) what interrupted snapshot writes left: never read, and as large as a snapshot."""
         for partial in remove_partial_snapshots(self.paths.model_dir):
             logger.info("Deleted %s: the temporary file of a snapshot write that was interrupted", partial)
 

@@ -1,8 +1,8 @@
 """V2V-PoseNet's volumetric blocks, its encoder-decoder and the V2V-PoseNet depth model (Moon et al., CVPR 2018).
 
-Layer layout and module names follow the public PyTorch port of V2V-PoseNet (Basic3DBlock.block,
-Res3DBlock.res_branch/skip_con, Upsample3DBlock.block; encoder_pool1 .. decoder_upsample1, skip_res1/2;
-front_layers, encoder_decoder, back_layers, output_layer), see reference/seed-systems-notes.md section 1.6.
+Layer layout and module names follow the public PyTorch port of V2V-PoseNet, github.com/dragonbook/V2V-PoseNet-pytorch
+(Basic3DBlock.block, Res3DBlock.res_branch/skip_con, Upsample3DBlock.block; encoder_pool1 .. decoder_upsample1,
+skip_res1/2; front_layers, encoder_decoder, back_layers, output_layer).
 """
 
 from torch import Tensor, nn

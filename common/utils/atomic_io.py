@@ -112,7 +112,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
     file = _RecordingFile(raw)
     try:
         with raw:  # closing flushes: a full disk may only show here, or at the fsync
-            write(raw)  # type: ignore[arg-type]  # a file in all but its type
+            write(file)  # type: ignore[arg-type]  # a file in all but its type
             if durable:
                 file.flush()
                 os.fsync(file.fileno())
@@ -121,8 +121,8 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
     except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
         cause = file.error or (exc if isinstance(exc, OSError) else None)
-        if cause is None or isinstance(exc, OutputWriteError):
-            raise
+        if cause is None or isinstance(exc, OutputWriteError) or not isinstance(exc, Exception):
+            raise  # not a refused write, already reported, or an interrupt (Ctrl-C) that must stay one
         raise OutputWriteError.from_os_error(path, cause) from exc
     return path
 

@@ -312,3 +312,22 @@ def test_bad_gpu(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     _expect_one_line_error([*argv, "--gpu", "5"], capsys, "--gpu 5: no such GPU", "has 2")
+
+
+def test_unwritable_output_folder(
+    snapshot_file: Path, image_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """--out under a regular file (unwritable for root too): one line naming the folder, before the model is built,
+    and nothing written."""
+    blocker = tmp_path / "a_file"
+    blocker.write_bytes(b"a regular file")
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("the model was built before the output folder was checked")
+
+    monkeypatch.setattr(demo_script, "build_model", must_not_build)
+    argv = ["--img", str(image_file), "--ckpt", str(snapshot_file), "--out", str(blocker / "sub")]
+    expected = f"output folder {blocker / 'sub'} cannot be created or written: Not a directory ({blocker} is a file)"
+    _expect_one_line_error(argv, capsys, expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"] and blocker.read_bytes() == b"a regular file"

@@ -253,8 +253,23 @@ def test_continue_after_a_kill_names_the_truncated_snapshot_and_resumes_from_the
     assert f"Skipping the unreadable newest snapshot (cannot read snapshot {newest}" in caplog.text
     assert f"resuming from the newest good one, {snapshot_path(model_dir, 0)}" in caplog.text
     assert f"Deleted {partial}: the temporary file of a snapshot write that was interrupted" in caplog.text
-    assert snapshot_files(model_dir) == ["snapshot_0.pth.tar", "snapshot_1.pth.tar", "snapshot_2.pth.tar"]
+    kept = ["snapshot_0.pth.tar", "snapshot_1.pth.tar", "snapshot_1.pth.tar.unreadable", "snapshot_2.pth.tar"]
+    assert snapshot_files(model_dir) == kept, "the truncated file is set aside, not deleted"
     assert read_snapshot(newest)["epoch"] == 1, "epoch 1 trained again from snapshot_0 and written whole"
+
+
+def test_an_unreadable_newer_snapshot_does_not_make_keep_snapshots_delete_the_good_ones(
+    synthetic_body_model_dir: Path, tmp_path: Path, train_data: None
+) -> None:  # fmt: skip
+    """keep_snapshots=1 keeps the highest epoch: were the unreadable snapshot_7 still counted, resuming from
+    snapshot_0 and writing snapshot_1 would delete both good snapshots and keep the broken one."""
+    model_dir = tmp_path / "model_dump"
+    assert train_cli(overrides(synthetic_body_model_dir, tmp_path, end_epoch=1)) == 0
+    snapshot_path(model_dir, 7).write_bytes(snapshot_path(model_dir, 0).read_bytes()[:1000])
+    resume = [*overrides(synthetic_body_model_dir, tmp_path, end_epoch=2), "train.keep_snapshots=1"]
+    assert train_cli(["--continue-from-last-good", *resume]) == 0
+    assert snapshot_files(model_dir) == ["snapshot_1.pth.tar", "snapshot_7.pth.tar.unreadable"]
+    assert read_snapshot(snapshot_path(model_dir, 1))["epoch"] == 1
 
 
 # --- exploded weights ---------------------------------------------------------------------------------------------

@@ -188,6 +188,7 @@ def test_nan_loss_step_is_skipped_when_configured(make_small_cfg, samples, tmp_p
         (["--gpu", "0-3"], "GPU id(s) [2, 3] do not exist: this machine has 2 CUDA device(s)"),
         (["--cfg", "no_such_config"], "config file not found"),
         (["--continue"], "--continue: no snapshot_<epoch>.pth.tar in"),
+        (["--continue-from-last-good"], "--continue: no snapshot_<epoch>.pth.tar in"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(argv, message, tmp_path, monkeypatch, capsys) -> None:

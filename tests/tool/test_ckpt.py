@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import io
+import os
 from collections import OrderedDict
 from pathlib import Path
 from types import ModuleType
@@ -10,17 +13,21 @@ from types import ModuleType
 import pytest
 import torch
 
-from common.engine.cli import run_cli
+from common.engine.cli import UsageError, run_cli
+from common.engine.resume import read_resume_snapshot, set_aside
 from common.engine.snapshot import (
     SnapshotError,
     latest_snapshot,
     prune_snapshots,
     read_snapshot,
+    remove_partial_snapshots,
     snapshot_path,
     strip_module_prefix,
     write_snapshot,
 )
 from common.paths import REPO_ROOT
+from common.utils import atomic_io
+from common.utils.atomic_io import OutputWriteError
 
 
 def load_tool(name: str) -> ModuleType:
@@ -182,3 +189,77 @@ def test_prune_snapshots_keeps_the_newest_epochs_and_only_snapshot_files(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot_10.pth.tar", "snapshot_2.pth.tar",
                                                           "snapshot_6_all.pth.tar"]  # fmt: skip
     assert latest_snapshot(tmp_path) == snapshot_path(tmp_path, 10)
+
+
+class _FullDiskFileIO(io.FileIO):
+    """A file on a disk with no space left: every write fails with ENOSPC, as os.write does there."""
+
+    def write(self, data) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _OsOnAFullDisk:
+    """`os` as common.utils.atomic_io sees it, with every file it opens on a full disk."""
+
+    def fdopen(self, fd: int, mode: str) -> io.FileIO:
+        return _FullDiskFileIO(fd, mode.replace("b", ""))
+
+    def __getattr__(self, name: str):
+        return getattr(os, name)
+
+
+def test_write_snapshot_on_a_full_disk_reports_the_os_error_not_torch_s(tmp_path: Path, monkeypatch) -> None:
+    """torch.save meets ENOSPC and raises its own RuntimeError ('unexpected pos ...'); the message is the OS's."""
+    path = write_snapshot({"epoch": 1, "network": {"w": torch.ones(2)}}, tmp_path / "snapshot_1.pth.tar")
+    before = path.read_bytes()
+    monkeypatch.setattr(atomic_io, "os", _OsOnAFullDisk())
+    with pytest.raises(OutputWriteError) as error:
+        write_snapshot({"epoch": 2, "network": {"w": torch.zeros(1000)}}, path)
+    assert str(error.value) == f"cannot write {path}: No space left on device"
+    assert error.value.errno == errno.ENOSPC and isinstance(error.value, OSError)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_remove_partial_snapshots_deletes_only_interrupted_snapshot_writes(tmp_path: Path) -> None:
+    for epoch in (0, 1):
+        write_snapshot({"epoch": epoch, "network": {}}, snapshot_path(tmp_path, epoch))
+    partial = [tmp_path / ".snapshot_2.pth.tar.a1b2_c3d.tmp", tmp_path / ".snapshot_10.pth.tar.zzzzzzzz.tmp"]
+    kept = [tmp_path / ".train_config.yaml.a1b2c3d4.tmp", tmp_path / ".snapshot_6_all.pth.tar.a1b2c3d4.tmp",
+            tmp_path / "snapshot_3.pth.tar.tmp", tmp_path / "notes.tmp"]  # fmt: skip
+    for path in partial + kept:
+        path.write_bytes(b"partial")
+    assert remove_partial_snapshots(tmp_path) == sorted(partial)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [p.name for p in kept] + ["snapshot_0.pth.tar", "snapshot_1.pth.tar"]
+    )
+    assert remove_partial_snapshots(tmp_path / "absent") == []
+
+
+def test_resume_point_names_the_unreadable_newest_snapshot_and_the_newest_good_one(tmp_path: Path) -> None:
+    for epoch in (0, 1, 2, 3):
+        write_snapshot(
+            {"epoch": epoch, "network": {"w": torch.full((64,), float(epoch))}}, snapshot_path(tmp_path, epoch)
+        )
+    newest, older = snapshot_path(tmp_path, 3), snapshot_path(tmp_path, 2)
+    newest.write_bytes(newest.read_bytes()[:300])  # truncated
+    older.write_bytes(b"")  # and an empty one below it
+    with pytest.raises(SnapshotError) as error:
+        read_resume_snapshot(tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"--continue: the newest snapshot is unreadable (cannot read snapshot {newest}: ")
+    assert message.endswith(f"the newest good snapshot is {snapshot_path(tmp_path, 1)}: resume from it with "
+                            "--continue-from-last-good") and "\n" not in message  # fmt: skip
+    point = read_resume_snapshot(tmp_path, from_last_good=True)
+    assert (point.path, point.skipped, point.snapshot["epoch"]) == (snapshot_path(tmp_path, 1), (newest, older), 1)
+    assert str(newest) in point.problem
+    assert set_aside(point.skipped) == [
+        tmp_path / "snapshot_3.pth.tar.unreadable",
+        tmp_path / "snapshot_2.pth.tar.unreadable",
+    ]
+    assert latest_snapshot(tmp_path) == snapshot_path(tmp_path, 1), "no longer taken for the newest"
+    for epoch in (0, 1):
+        snapshot_path(tmp_path, epoch).write_bytes(b"garbage")
+    with pytest.raises(SnapshotError, match=r"no older snapshot in .* can be read either$"):
+        read_resume_snapshot(tmp_path, from_last_good=True)
+    with pytest.raises(UsageError, match="--continue: no snapshot_<epoch>.pth.tar in"):
+        read_resume_snapshot(tmp_path / "empty")
