@@ -44,20 +44,21 @@ DATASETS: dict[str, type[BaseDataset]] = {
 """Dataset name (as in the config) -> its class."""
 
 
-def build_dataset(name: str, split: str, cfg: Any) -> BaseDataset:
+def build_dataset(name: str, split: str, cfg: Any, evaluation: bool = False) -> BaseDataset:
     """One dataset by name.
 
     Args:
         name: a key of `DATASETS`, e.g. 'AGORA'.
         split: one of the class's ``SPLITS``.
         cfg: the whole config (main.config.Config).
+        evaluation: the split is tested (no augmentation, evaluation keys), even one named 'train'.
 
     Raises:
         ValueError: an unknown name (the message lists the known ones) or split.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](split, cfg)
+    return DATASETS[name](split, cfg, evaluation=evaluation)
 
 
 def build_trainset(cfg: Any) -> Dataset:
@@ -85,4 +86,4 @@ def build_testset(cfg: Any) -> BaseDataset:
     name = cfg.data.testset
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
-    return build_dataset(name, cfg.data.test_split or DATASETS[name].TEST_SPLIT, cfg)
+    return build_dataset(name, cfg.data.test_split or DATASETS[name].TEST_SPLIT, cfg, evaluation=True)

@@ -25,14 +25,15 @@ from common.paths import resolve_repo_path
 from common.utils.augmentation import NO_AUGMENTATION, AugParams, crop_affine, crop_image, sample_augmentation
 from common.utils.image_io import ImageReadError, read_image
 from common.utils.metrics import report as report_metrics
-from data.record import MissingAnnotationError, Record
+from data.record import AnnotationError, MissingAnnotationError, Record
 from data.targets import TargetBuilder, make_targets
 from data.targets.hand4whole import EvalMetaInfo, EvalTargets, Inputs, MetaInfo, Targets, sample_shapes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BaseDataset", "EvalMetaInfo", "EvalTargets", "Inputs", "MetaInfo", "MissingAnnotationError",
-           "MultipleDatasets", "Record", "Targets", "sample_shapes", "worker_init_fn"]  # fmt: skip
+__all__ = ["AnnotationError", "BaseDataset", "EvalMetaInfo", "EvalTargets", "Inputs", "MetaInfo",
+           "MissingAnnotationError", "MultipleDatasets", "Record", "Targets", "sample_shapes",
+           "worker_init_fn"]  # fmt: skip
 
 
 def single_thread_opencv() -> None:
@@ -65,6 +66,7 @@ class BaseDataset(Dataset):
         split: one of ``SPLITS``; 'train' augments, any other split does not and adds the eval keys.
         cfg: the whole config (main.config.Config).
         targets: the target builder; None for the one of ``cfg.model.arch`` (`data.targets.make_targets`).
+        evaluation: the split is tested, not trained on: no augmentation and the evaluation keys, whatever its name.
     """
 
     NAME: ClassVar[str] = ""  # the dataset's name in data.DATASETS, and its folder under data_dir
@@ -75,7 +77,9 @@ class BaseDataset(Dataset):
     SPLITS: ClassVar[tuple[str, ...]] = ("train", "test")
     TEST_SPLIT: ClassVar[str] = "test"  # the split data.build_testset evaluates on
     JOINT_NAMES: ClassVar[tuple[str, ...]] = ()  # names of the record's joints_*, mapped to JOINTS by name
-    JOINTS_FROM_SMPLX: ClassVar[bool] = False  # joint_* targets are the SMPL-X GT (AGORA, synthetic)
+    # The joint targets are the parametric GT's (posed SMPL-X or SMPL), for datasets whose only 3D label is the fit:
+    # AGORA and the synthetic sets (whole-body and part targets), 3DPW (the body model's targets).
+    JOINTS_FROM_PARAMS: ClassVar[bool] = False
     SMPLX_INVALID_ROTATIONS: ClassVar[tuple[str, ...]] = ()  # ORIG_JOINTS names the pseudo-GT gets wrong
     SMPLX_INVALID_JOINTS: ClassVar[tuple[str, ...]] = ()  # JOINTS names the pseudo-GT gets wrong
     # What this dataset's records can frame (data.record.CROPS): a family asks for one through its targets, and
@@ -84,10 +88,12 @@ class BaseDataset(Dataset):
     # Names of this dataset's metric keys where they differ from common.utils.metrics.METRIC_LABELS.
     METRIC_LABELS: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, split: str, cfg: Any, targets: TargetBuilder | None = None) -> None:
+    def __init__(self, split: str, cfg: Any, targets: TargetBuilder | None = None, evaluation: bool = False) -> None:
         if split not in self.SPLITS:
             raise ValueError(f"{self.NAME}: unknown split {split!r}; accepted: {', '.join(self.SPLITS)}")
-        self.split, self.is_train, self.cfg = split, split == "train", cfg
+        # A split is augmented and left without evaluation keys when it is trained on: the 'train' split, unless it
+        # is evaluated (a held-out folder of a dataset with one split, e.g. FFHQ, tested with data.test_split=train).
+        self.split, self.is_train, self.cfg = split, split == "train" and not evaluation, cfg
         single_thread_opencv()  # before any DataLoader forks workers from this process
         configured = cfg.data.dataset_roots.get(self.NAME)
         default_root = Path(cfg.data_dir) / self.NAME / self.DEFAULT_SUBDIR
@@ -102,11 +108,42 @@ class BaseDataset(Dataset):
         self.skip_bad_images = cfg.data.skip_bad_images
         self.skipped_missing: list[Path] = []  # dropped at start-up (skip_bad_images)
         self.skipped_unreadable = 0  # replaced at load time in this process (skip_bad_images)
-        records = self.load_records()
+        self.annotation_files: list[Path] = []  # what `annotation_file` handed out while loading, named in errors
+        self._loading = True
+        records = self._load_checked()
+        self._loading = False
         if self.skip_bad_images:
             records = self._drop_missing_images(records)
+        if not records:
+            raise AnnotationError(self._no_samples_message())
         self.records = records
         logger.info("%s %s: %d samples from %s", self.NAME, split, len(self.records), self.root)
+
+    def _load_checked(self) -> list[Record]:
+        """`load_records`, with a malformed entry that no loader check caught reported as an AnnotationError.
+
+        The loaders check the keys and types they read (data/annotation_io.py, data/fits.py); a KeyError,
+        TypeError or IndexError escaping them still comes from a file's content, so it is reported in one line
+        naming the files read, the original error kept as the cause.
+        """
+        try:
+            return self.load_records()
+        except (KeyError, TypeError, IndexError) as err:
+            files = ", ".join(str(path) for path in self.annotation_files) or str(self.root)
+            raise AnnotationError(f"{self.NAME} {self.split}: a malformed entry in {files} "
+                                  f"({type(err).__name__}: {err})") from err  # fmt: skip
+
+    def _no_samples_message(self) -> str:
+        where = self.annotation_files[0] if self.annotation_files else self.root
+        if self.skipped_missing:
+            return (
+                f"{self.NAME} {self.split}: no samples left: all {len(self.skipped_missing)} were dropped "
+                f"because their image file is missing (data.skip_bad_images), e.g. {self.skipped_missing[0]}"
+            )
+        return (
+            f"{where}: no {self.crop} samples for {self.NAME} split {self.split!r}: the annotation list is "
+            "empty, or no entry is usable (a labelled person whose box lies in the image)"
+        )
 
     # --- what a dataset module implements -------------------------------------------------------
     def load_records(self) -> list[Record]:
@@ -119,10 +156,17 @@ class BaseDataset(Dataset):
 
     # --- helpers for dataset modules ----------------------------------------------------------------
     def annotation_file(self, relpath: str | os.PathLike[str]) -> Path:
-        """``root / relpath``, which must exist; MissingAnnotationError names it and the download page."""
+        """``root / relpath``, which must exist; MissingAnnotationError names it and the download page.
+
+        ``relpath`` is the loader's own name for the file, or a path that `data.annotation_io.path_in_root` checked
+        (then already under the root). Files asked for while loading are remembered for the errors of malformed or
+        empty annotations.
+        """
         path = self.root / relpath
         if not path.is_file():
             raise MissingAnnotationError(path, self.NAME, self.DOWNLOAD_PAGE)
+        if getattr(self, "_loading", False) and path not in self.annotation_files:  # not per-sample files (AGORA)
+            self.annotation_files.append(path)
         return path
 
     # --- evaluation (a dataset module may override both) --------------------------------------------

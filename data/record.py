@@ -1,4 +1,4 @@
-"""What a dataset module produces: one `Record` per person sample, and the missing-annotation error.
+"""What a dataset module produces: one `Record` per person sample, and the errors of bad annotation files.
 
 A dataset module (data/<NAME>/<NAME>.py) parses only its own files into records; `data.dataset.BaseDataset`
 turns a record into the sample contract. Coordinates in a record are in the pixels of the record's image
@@ -7,16 +7,18 @@ file and in metres in its camera's frame; nothing in a record is augmented or cr
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from common.utils.errors import InputDataError
 from common.utils.smplx_targets import CameraParams, SMPLXParams
 
-__all__ = ["CROPS", "CameraParams", "FLAMEParams", "MANOParams", "MissingAnnotationError", "Record", "SMPLParams",
-           "SMPLXParams"]  # fmt: skip
+__all__ = ["CROPS", "AnnotationError", "CameraParams", "FLAMEParams", "MANOParams", "MissingAnnotationError", "Record",
+           "SMPLParams", "SMPLXParams"]  # fmt: skip
 
 CROPS: tuple[str, ...] = ("body", "hand", "face")
 """What a record's crop box frames: a person ('body'), one hand, or a face. A family's targets ask for one
@@ -123,3 +125,20 @@ class MissingAnnotationError(FileNotFoundError):
 
     def __str__(self) -> str:  # OSError's own would print '[Errno None] None: <filename>' once filename is set
         return self.message
+
+
+class AnnotationError(InputDataError, ValueError):
+    """An annotation file that is there but cannot be used: not json, truncated, of the wrong layout or types, a
+    missing key, a path that leaves its root, or no sample at all for the split.
+
+    The message is one line naming the file and the entry, key or value at fault, so that the command-line tools
+    report it as a user error (exit code 2) rather than with a traceback. A ValueError, so that callers that already
+    catch ValueError for bad input keep working.
+
+    Attributes:
+        path: the annotation file at fault, or None when the message names several.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)

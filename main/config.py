@@ -471,8 +471,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 
     Raises:
         ConfigError: a missing config file (the message lists the available ones), an unknown key, a
-            value of the wrong type or length, or an override without '='; the one-line message names
-            the key and the file or override it came from.
+            value of the wrong type or length, an override without '=', or a dataset name that data.DATASETS
+            does not know (the message lists the known ones); the one-line message names the key and the file
+            or override it came from.
     """
     if isinstance(overrides, str):  # a lone string is a Sequence[str] of characters: catch the slip
         raise TypeError(f"overrides must be a sequence of 'key=value' strings, got the string {overrides!r}")
@@ -490,7 +491,30 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     cfg = _to_dataclasses(merged, origins)
     for name in PATH_KEYS:
         setattr(cfg, name, str(resolve_repo_path(getattr(cfg, name))))
+    _check_dataset_names(cfg.data, origins)
     return cfg
+
+
+def _check_dataset_names(data_cfg: DataConfig, origins: dict[str, str]) -> None:
+    """Every name in data.trainset_3d, data.trainset_2d and data.testset is a key of data.DATASETS.
+
+    Checked when the config loads, so that a typo stops a run before any dataset is read or any folder written.
+    ``data`` is imported here, not at the top: it imports torch and every loader, which the rest of this module
+    (and a tool that only reads configs) does not need; its DATASETS is read at call time, so a registration
+    made after import (docs/extending.md) counts.
+    """
+    import data  # lazy: see the docstring
+
+    known = sorted(data.DATASETS)
+    for key, names in (("data.trainset_3d", data_cfg.trainset_3d), ("data.trainset_2d", data_cfg.trainset_2d),
+                       ("data.testset", [data_cfg.testset])):  # fmt: skip
+        for name in names:
+            if name not in data.DATASETS:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                source = origins.get(key) or next((o for k, o in origins.items() if k.startswith(key + ".")), "")
+                raise ConfigError(f"{source + ': ' if source else ''}{key}: unknown dataset {name!r}{hint} (known "
+                                  f"datasets: {', '.join(known)})", key)  # fmt: skip
 
 
 def _plain(value: Any) -> Any:

@@ -9,6 +9,8 @@ from pathlib import Path
 from common.engine.checkpoint import StateDictMismatchError
 from common.engine.snapshot import SnapshotError
 from common.utils.atomic_io import OutputWriteError
+from common.utils.errors import InputDataError
+from common.utils.image_io import ImageReadError
 
 _ACCEPTED_FORMS = "one id '0', a list '0,1,2,3' or an inclusive range '0-3'"
 # [0-9] rather than \d, which also matches non-ASCII digits such as '١'.
@@ -55,8 +57,20 @@ class UsageError(Exception):
 # a traceback would only hide it. Anything else propagates with its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     UsageError, FileNotFoundError, argparse.ArgumentTypeError, SnapshotError, StateDictMismatchError,
-    OutputWriteError,
+    OutputWriteError, ImageReadError, InputDataError,
 )  # fmt: skip
+_WORKER_TRACEBACK = "Original Traceback (most recent call last):"  # torch's DataLoader wraps a worker's error in it
+
+
+def user_message(exc: BaseException) -> str:
+    """The one line to show for a user error: its message, or, for an error a DataLoader worker raised (torch
+    re-raises it with the worker's traceback in the message), the original error's own last line."""
+    message = str(exc)
+    if _WORKER_TRACEBACK not in message:
+        return message
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    name, sep, text = last.partition(": ")
+    return text if sep and name.replace(".", "").replace("_", "").isalnum() else last
 USAGE_EXIT_CODE = 2  # what argparse itself returns for a bad argument
 
 
@@ -80,5 +94,5 @@ def run_cli(
     try:
         return int(main(argv) or 0)
     except USER_ERRORS + user_errors as exc:
-        print(f"{prog or Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
+        print(f"{prog or Path(sys.argv[0]).name}: error: {user_message(exc)}", file=sys.stderr)
         return USAGE_EXIT_CODE

@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessException
 
-from common.engine.cli import USER_ERRORS, UsageError
+from common.engine.cli import USER_ERRORS, UsageError, user_message
 
 __all__ = [
     "LaunchPlan",
@@ -163,7 +163,7 @@ def _spawned_entry(
     except USER_ERRORS + user_errors as exc:
         # The parent re-raises it: the user gets one line, not the child's traceback. Sent as a UsageError
         # because not every exception type survives pickling (those with several constructor arguments).
-        errors.put(UsageError(str(exc)))
+        errors.put(UsageError(user_message(exc)))
         raise
     except reported as exc:
         errors.put(exc)

@@ -29,12 +29,13 @@ writes the same::
 
 Which fits are read follows the family (data/AGORA/fits.py): the Pose2Pose body model (model.arch pose2pose_body)
 reads the SMPL variant into ``record.smpl``, every other family the SMPL-X variant into ``record.smplx``. Paths
-in the annotations must stay inside the data root (`fits.checked_relpath`).
+in the annotations (images, parameter and camera files, the test detections' image names) must stay inside the
+data root (`data.annotation_io.path_in_root`); they are checked when the dataset is built, before any is opened.
 
 Persons with is_valid false are left out (both splits, as Hand4Whole). Every person is posed with the neutral
 layer and its first 10 betas, as Hand4Whole does (a kid's 11th, age blend-shape coefficient is dropped);
 ``data.agora_gender='annotated'`` uses the annotated gender's layer instead, which reproduces a mesh rendered
-with it exactly (data/Synthetic). All joint targets come from the parametric ground truth (JOINTS_FROM_SMPLX).
+with it exactly (data/Synthetic). All joint targets come from the parametric ground truth (JOINTS_FROM_PARAMS).
 
 The test split has no ground truth: one record per detection (its index k is the person id, as in
 Hand4Whole), and `AGORA.evaluate` only writes the server's SMPL-X prediction files (data/AGORA/server_format.py;
@@ -52,15 +53,15 @@ from typing import Any
 
 import numpy as np
 
-from common.body_models.files import GENDERS
 from common.utils.augmentation import apply_affine, crop_affine, process_bbox, sanitize_bbox
 from common.utils.metrics import report as report_metrics
 from common.utils.smplx_targets import CameraParams
-from data.AGORA.fits import FIT_VARIANTS, PARAM_PATH_KEYS, FitVariant, checked_relpath, fit_variant_name, read_camera
+from data.AGORA.fits import FIT_VARIANTS, PARAM_PATH_KEYS, FitVariant, read_camera
 from data.AGORA.server_format import PREDICTIONS_FOLDER, prediction_file_name, write_agora_prediction
-from data.annotation_io import read_json
+from data.annotation_io import bbox_xywh, brief, numbers, path_in_root, read_coco, read_json, relative_path
 from data.dataset import BaseDataset
-from data.record import Record
+from data.fits import fit_model, gender_of
+from data.record import AnnotationError, Record
 
 logger = logging.getLogger(__name__)
 
@@ -103,16 +104,17 @@ def read_test_detections(path: Path) -> dict[str, list[np.ndarray]]:
     """AGORA_test_bbox.json as {image file name: [(4,) float64 xywh box in 4K pixels, ...]}, in file order."""
     content = read_json(path)
     if not isinstance(content, Mapping):
-        raise ValueError(f"{path}: expected {{image file name: [{{'bbox': [x, y, w, h]}}, ...]}}")
+        raise AnnotationError(f"{path}: expected {{image file name: [{{'bbox': [x, y, w, h]}}, ...]}}", path)
     detections = {}
     for file_name, people in content.items():
+        if not isinstance(people, list):
+            raise AnnotationError(f"{path}: the detections of {file_name!r} are {brief(people)}, expected a list", path)
         boxes = []
         for person_id, detection in enumerate(people):
-            try:
-                boxes.append(np.asarray(detection["bbox"], dtype=np.float64).reshape(4))
-            except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"{path}: detection {person_id} of {file_name!r} needs 'bbox': [x, y, w, h] "
-                                 f"({type(error).__name__}: {error})") from None  # fmt: skip
+            where = f"{path}: detection {person_id} of {file_name!r}"
+            if not isinstance(detection, Mapping) or "bbox" not in detection:
+                raise AnnotationError(f"{where} needs 'bbox': [x, y, w, h], got {brief(detection)}", path)
+            boxes.append(bbox_xywh(detection["bbox"], f"{where} 'bbox'"))
         detections[file_name] = boxes
     return detections
 
@@ -134,20 +136,20 @@ class AGORA(BaseDataset):
                      "and agora2coco_smpl.py")  # fmt: skip
     SPLITS = ("train", "validation", "test")
     TEST_SPLIT = "validation"
-    JOINTS_FROM_SMPLX = True
+    JOINTS_FROM_PARAMS = True
 
-    def __init__(self, split: str, cfg: Any) -> None:
+    def __init__(self, split: str, cfg: Any, **options: Any) -> None:
         self.resolution = cfg.data.agora_resolution
         self.gender_mode = cfg.data.agora_gender
         self.result_dir = Path(cfg.output_dir) / "result" / self.NAME
         # evaluate() maps joints from the pixels of the records' original images to AGORA's 3840x2160
         self.to_4k = 1.0 if self.resolution == "3840x2160" else IMAGE_HW_4K[1] / IMAGE_HW_720P[1]
-        super().__init__(split, cfg)
+        super().__init__(split, cfg, **options)
 
     @property
     def fit_variant(self) -> FitVariant:
         """The fits this family reads: SMPL for the Pose2Pose body model, else SMPL-X (data/AGORA/fits.py)."""
-        return FIT_VARIANTS[fit_variant_name(self.targets)]
+        return FIT_VARIANTS[fit_model(self.targets)]
 
     @property
     def predictions_dir(self) -> Path:
@@ -160,60 +162,67 @@ class AGORA(BaseDataset):
         if self.split == "test":
             return self._load_test_records()
         path = self.annotation_file(self.fit_variant.annotation_file.format(split=self.split))
-        db = read_json(path)
-        try:
-            images = {image["id"]: image for image in db["images"]}
-            records = []
-            for ann in db["annotations"]:
-                if not ann["is_valid"]:
-                    continue
-                image = images[ann["image_id"]]
-                self._check_paths(path, ann, image)
-                make = self._crop_record if self.resolution == "3840x2160" else self._record_720p
-                record = make(ann, image)
-                if record is not None:
-                    records.append(record)
-        except KeyError as error:
-            raise ValueError(f"{path}: missing key {error} in an image or annotation entry") from error
+        image_key = _IMAGE_KEYS[1] if self.resolution == "3840x2160" else _IMAGE_KEYS[0]
+        db = read_coco(
+            path,
+            image_keys=(image_key,),
+            annotation_keys=("person_id", "is_valid", "bbox", self.fit_variant.path_key, "cam_param_path"),
+        )
+        images = {image["id"]: image for image in db["images"]}
+        records = []
+        for ann in db["annotations"]:
+            if not ann["is_valid"]:
+                continue
+            image = images[ann["image_id"]]
+            for key in _IMAGE_KEYS:  # both are checked: the 4K name also names the 720p mode's 'image_name'
+                if key in image:
+                    relative_path(image[key], path, f"image {image['id']}, {key}")
+            make = self._crop_record if self.resolution == "3840x2160" else self._record_720p
+            record = make(ann, image, path)
+            if record is not None:
+                records.append(record)
         return records
 
-    def _check_paths(self, path: Path, ann: Mapping[str, Any], image: Mapping[str, Any]) -> None:
-        """Refuse an annotation or image entry whose paths leave the data root (`fits.checked_relpath`)."""
-        for key in (self.fit_variant.path_key, "cam_param_path"):
-            checked_relpath(ann[key], path, f"annotation {ann.get('id')}", key)
-        for key in _IMAGE_KEYS:
-            if key in image:
-                checked_relpath(image[key], path, f"image {image.get('id')}", key)
+    def _part_boxes_4k(self, ann: Mapping[str, Any], path: Path) -> dict[str, np.ndarray | None]:
+        """'lhand', 'rhand', 'face' -> (4,) xywh box in 4K pixels, or None where the annotation has none."""
+        boxes = {}
+        for part in BOX_PARTS:
+            box = ann.get(f"{part}_bbox")
+            boxes[part] = None if box is None else bbox_xywh(box, f"{path}: annotation {ann['id']} '{part}_bbox'")
+        return boxes
 
     def _load_test_records(self) -> list[Record]:
         """One record per detection whose box lies in the image; the detection's index is its person id."""
         records = []
-        for file_name, boxes in read_test_detections(self.annotation_file(TEST_BBOX_FILE)).items():
+        detections = self.annotation_file(TEST_BBOX_FILE)
+        for file_name, boxes in read_test_detections(detections).items():
             stem = PurePosixPath(file_name).stem
             for person_id, bbox_4k in enumerate(boxes):
                 info = {"person_id": person_id, "image_name": stem}
+                entry = f"detections of {file_name!r}"
                 if self.resolution == "3840x2160":
-                    record = self._crop_file_record("test", stem, person_id, bbox_4k, info)
+                    record = self._crop_file_record("test", stem, person_id, bbox_4k, info, (detections, entry))
                 else:
-                    img_path = self.root / "1280x720" / "test" / f"{stem}_1280x720.png"
+                    img_path = path_in_root(self.root, f"1280x720/test/{stem}_1280x720.png", detections, entry)
                     record = self._record_720p_from(img_path, bbox_4k, {}, info)
                 if record is not None:
                     records.append(record)
         return records
 
-    def _info(self, ann: Mapping[str, Any], image: Mapping[str, Any]) -> dict[str, Any]:
-        gender = ann.get("gender", "neutral") if self.gender_mode == "annotated" else "neutral"
-        param_key = self.fit_variant.path_key
-        return {
-            "ann_id": ann.get("id"), "person_id": int(ann["person_id"]), "image_name": _image_stem(image),
-            param_key: ann[param_key], "cam_param_path": ann["cam_param_path"],
-            "gender": gender if gender in GENDERS else "neutral",
-        }  # fmt: skip
+    def _info(self, ann: Mapping[str, Any], image: Mapping[str, Any], path: Path) -> dict[str, Any]:
+        """ids, the annotated gender (or neutral) and the per-person files, checked to lie under the root."""
+        where = f"{path}: annotation {ann['id']}"
+        gender = gender_of(ann.get("gender", "neutral"), where) if self.gender_mode == "annotated" else "neutral"
+        files = {key: path_in_root(self.root, ann[key], path, f"annotation {ann['id']}, {key}")
+                 for key in (self.fit_variant.path_key, "cam_param_path")}  # fmt: skip
+        return {"ann_id": ann["id"], "person_id": int(ann["person_id"]), "image_name": _image_stem(image),
+                "gender": gender, **files}  # fmt: skip
 
-    def _record_720p(self, ann: Mapping[str, Any], image: Mapping[str, Any]) -> Record | None:
-        boxes = {part: ann.get(f"{part}_bbox") for part in BOX_PARTS}
-        return self._record_720p_from(self.root / image["file_name_1280x720"], ann["bbox"], boxes,
-                                      self._info(ann, image))  # fmt: skip
+    def _record_720p(self, ann: Mapping[str, Any], image: Mapping[str, Any], path: Path) -> Record | None:
+        entry = f"image {image['id']}, file_name_1280x720"
+        img_path = path_in_root(self.root, image["file_name_1280x720"], path, entry)
+        return self._record_720p_from(img_path, ann["bbox"], self._part_boxes_4k(ann, path),
+                                      self._info(ann, image, path))  # fmt: skip
 
     def _record_720p_from(
         self, img_path: Path, bbox_4k: Any, part_boxes_4k: Mapping[str, Any], info: dict[str, Any]
@@ -230,15 +239,15 @@ class AGORA(BaseDataset):
         return Record(img_path=img_path, img_hw=IMAGE_HW_720P, bbox_xywh_img=bbox, part_boxes_xyxy_img=boxes,
                       is_3D=_has_fit(info), info=info)  # fmt: skip
 
-    def _crop_record(self, ann: Mapping[str, Any], image: Mapping[str, Any]) -> Record | None:
+    def _crop_record(self, ann: Mapping[str, Any], image: Mapping[str, Any], path: Path) -> Record | None:
         folder = PurePosixPath(image["file_name_3840x2160"]).parent.name
         record = self._crop_file_record(folder, _image_stem(image), int(ann["person_id"]), ann["bbox"],
-                                        self._info(ann, image))  # fmt: skip
+                                        self._info(ann, image, path),
+                                        (path, f"image {image['id']}, file_name_3840x2160"))  # fmt: skip
         if record is None:
             return None
         boxes = {}
-        for part in BOX_PARTS:
-            box = ann.get(f"{part}_bbox")
+        for part, box in self._part_boxes_4k(ann, path).items():
             box = None if box is None else _xywh_to_xyxy(sanitize_bbox(box, IMAGE_HW_4K[1], IMAGE_HW_4K[0]))
             if box is not None:  # the crop is a scale and a shift: corners stay corners
                 corners = apply_affine(record.orig2img_trans, box.reshape(2, 2).astype(np.float64))
@@ -247,16 +256,19 @@ class AGORA(BaseDataset):
         return replace(record, part_boxes_xyxy_img=boxes)
 
     def _crop_file_record(
-        self, folder: str, image_stem: str, person_id: int, bbox_4k: Any, info: dict[str, Any]
-    ) -> Record | None:
+        self, folder: str, image_stem: str, person_id: int, bbox_4k: Any, info: dict[str, Any],
+        named_by: tuple[Path, str],
+    ) -> Record | None:  # fmt: skip
         """The record of a person's 4K crop files (no part boxes), or None when there is none to read.
 
         None for a box outside the image (the crop tool writes no crop for it, and the 720p mode drops it
         too) and, with data.skip_bad_images, for a missing crop json; otherwise a missing json is an error.
+        ``named_by`` (annotation file, entry) is where the folder and image names come from, for errors.
         """
         if process_bbox(bbox_4k, IMAGE_HW_4K[1], IMAGE_HW_4K[0]) is None:
             return None
-        img_path = self.root / "images_3840x2160" / f"{folder}_crop" / f"{crop_file_stem(image_stem, person_id)}.png"
+        crop_name = f"images_3840x2160/{folder}_crop/{crop_file_stem(image_stem, person_id)}.png"
+        img_path = path_in_root(self.root, crop_name, *named_by)
         crop_path = img_path.with_suffix(".json")
         if not crop_path.is_file():
             if self.skip_bad_images:
@@ -268,10 +280,15 @@ class AGORA(BaseDataset):
                 f"such persons or data.agora_resolution=1280x720 to use the 720p images"
             )
         crop = read_json(crop_path)
-        try:
-            crop_hw = (int(crop["resized_height"]), int(crop["resized_width"]))
-        except KeyError as error:
-            raise ValueError(f"{crop_path}: missing key {error}") from None
+        if not isinstance(crop, Mapping):
+            raise AnnotationError(f"{crop_path}: expected a json object, got {brief(crop)}", crop_path)
+        for key in ("resized_height", "resized_width"):
+            value = crop.get(key)
+            whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+            if not whole or value <= 0:  # is_integer: False for inf and NaN too
+                raise AnnotationError(f"{crop_path}: {key!r} is {brief(value)}, expected a positive whole number",
+                                      crop_path)  # fmt: skip
+        crop_hw = (int(crop["resized_height"]), int(crop["resized_width"]))
         orig2crop = self._crop_affine(crop, crop_hw, crop_path)
         # The crop already is the person box grown to aspect 0.75 and x1.25: the whole file is the box.
         bbox = np.array([0.0, 0.0, crop_hw[1], crop_hw[0]], dtype=np.float32)
@@ -283,10 +300,10 @@ class AGORA(BaseDataset):
         """(2, 3) 4K-image -> crop-file map: the json's matrix under either key, else rebuilt from bbox_orig."""
         for key in CROP_AFFINE_KEYS:
             if key in crop:
-                return np.asarray(crop[key], dtype=np.float64).reshape(2, 3)
+                return numbers(crop[key], (2, 3), f"{path}: {key!r}")
         if "bbox_orig" in crop:  # the crop tool maps bbox_orig's centre to the crop's, scaled to fill it
-            return crop_affine(np.asarray(crop["bbox_orig"], np.float64), crop_hw)
-        raise ValueError(f"{path}: needs one of {', '.join((*CROP_AFFINE_KEYS, 'bbox_orig'))}")
+            return crop_affine(bbox_xywh(crop["bbox_orig"], f"{path}: 'bbox_orig'"), crop_hw)
+        raise AnnotationError(f"{path}: needs one of {', '.join((*CROP_AFFINE_KEYS, 'bbox_orig'))}", path)
 
     def load_labels(self, record: Record) -> Record:
         """The record with its parameters (SMPL-X or SMPL) and camera, read from per-person files; test: as is."""
@@ -294,7 +311,8 @@ class AGORA(BaseDataset):
         if variant.path_key not in record.info:  # a test-split detection: nothing to read
             return record
         params_path = self.annotation_file(record.info[variant.path_key])
-        focal, princpt = read_camera(self.annotation_file(record.info["cam_param_path"]))
+        camera_4k = read_camera(self.annotation_file(record.info["cam_param_path"]))
+        focal, princpt = camera_4k.focal, camera_4k.princpt
         params = variant.read(params_path, record.info["gender"])
         if record.orig2img_trans is None:  # 720p: the 4K intrinsics scaled with the image
             scale = IMAGE_HW_720P[1] / IMAGE_HW_4K[1]

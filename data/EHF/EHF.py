@@ -24,9 +24,9 @@ import trimesh
 from common.geometry import axis_angle_to_rotmat, xywh_to_xyxy
 from common.utils.augmentation import AugParams, process_bbox
 from common.utils.metrics import ehf_joint_metrics
-from data.annotation_io import load_coco
+from data.annotation_io import image_hw, load_coco, path_in_root
 from data.dataset import BaseDataset
-from data.record import Record
+from data.record import AnnotationError, Record
 
 __all__ = ["EHF", "EHF_WORLD_TO_CAMERA_AXIS_ANGLE", "read_ply_vertices"]
 
@@ -34,6 +34,7 @@ EHF_WORLD_TO_CAMERA_AXIS_ANGLE = np.array([-2.98747896, 0.01172457, -0.05704687]
 """Rodrigues vector of the rotation from the frame of the NN_align.ply meshes to EHF's camera frame."""
 
 _PART_BOXES = {"lhand": "lefthand_bbox", "rhand": "righthand_bbox", "face": "face_bbox"}
+_BOX_KEYS = ("body_bbox", *_PART_BOXES.values())
 
 
 def read_ply_vertices(path: Path, num_vertices: int) -> np.ndarray:
@@ -41,10 +42,11 @@ def read_ply_vertices(path: Path, num_vertices: int) -> np.ndarray:
     try:
         mesh = trimesh.load(path, file_type="ply", process=False)  # process=False keeps the vertex order
     except Exception as err:  # trimesh raises several types for a damaged file
-        raise ValueError(f"{path}: not a readable PLY mesh ({err})") from err
+        raise AnnotationError(f"{path}: not a readable PLY mesh ({type(err).__name__}: {err})", path) from err
     vertices = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)
     if vertices.shape != (num_vertices, 3):
-        raise ValueError(f"{path}: expected {num_vertices} SMPL-X vertices, found an array of shape {vertices.shape}")
+        raise AnnotationError(f"{path}: expected {num_vertices} SMPL-X vertices, found an array of shape "
+                              f"{vertices.shape}", path)  # fmt: skip
     return vertices
 
 
@@ -56,32 +58,29 @@ class EHF(BaseDataset):
     SPLITS: ClassVar[tuple[str, ...]] = ("test",)
     ANNOTATION_FILE: ClassVar[str] = "EHF.json"
 
-    def __init__(self, split: str, cfg: Any) -> None:
-        super().__init__(split, cfg)
+    def __init__(self, split: str, cfg: Any, **options: Any) -> None:
+        super().__init__(split, cfg, **options)
         self.world_to_camera = axis_angle_to_rotmat(torch.as_tensor(EHF_WORLD_TO_CAMERA_AXIS_ANGLE)).numpy()
 
     def load_records(self) -> list[Record]:
         """One record per annotation of EHF.json; the GT mesh path is kept in ``info['mesh_path']``."""
         path = self.annotation_file(self.ANNOTATION_FILE)
-        coco = load_coco(path)
+        coco = load_coco(path, image_keys=("file_name", "width", "height"), annotation_keys=_BOX_KEYS)
         records = []
         for ann_id in sorted(coco.anns):
             ann = coco.anns[ann_id]
             img = coco.imgs[ann["image_id"]]
-            width, height = int(img["width"]), int(img["height"])
-            missing = [k for k in ("body_bbox", *_PART_BOXES.values()) if k not in ann]
-            if missing:
-                raise ValueError(f"{path}: annotation {ann_id} lacks {', '.join(missing)}")
-            bbox = process_bbox(np.asarray(ann["body_bbox"], np.float64), width, height)
+            img_path = path_in_root(self.root, img["file_name"], path, f"image {img['id']}, file_name")
+            # 'NN' of NN_img.jpg names its mesh NN_align.ply, in the root
+            mesh_path = path_in_root(self.root, f"{img_path.name.split('_')[0]}_align.ply", path, f"image {img['id']}")
+            height, width = image_hw(img)
+            bbox = process_bbox(ann["body_bbox"], width, height)
             if bbox is None:  # a box outside the image: nothing to crop (Hand4Whole skips it too)
                 continue
-            boxes = {
-                part: xywh_to_xyxy(np.asarray(ann[key], np.float64).reshape(4)) for part, key in _PART_BOXES.items()
-            }
-            frame = Path(img["file_name"]).name.split("_")[0]  # 'NN' of NN_img.jpg names its mesh NN_align.ply
+            boxes = {part: xywh_to_xyxy(np.asarray(ann[key], np.float64)) for part, key in _PART_BOXES.items()}
             records.append(Record(
-                img_path=self.root / img["file_name"], img_hw=(height, width), bbox_xywh_img=bbox,
-                part_boxes_xyxy_img=boxes, info={"ann_id": int(ann_id), "mesh_path": self.root / f"{frame}_align.ply"},
+                img_path=img_path, img_hw=(height, width), bbox_xywh_img=bbox, part_boxes_xyxy_img=boxes,
+                info={"ann_id": int(ann_id), "mesh_path": mesh_path},
             ))  # fmt: skip
         return records
 

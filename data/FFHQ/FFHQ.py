@@ -26,10 +26,10 @@ import numpy as np
 
 from common.body_models.joint_sets import FLAME_OUTPUT
 from common.utils.augmentation import process_bbox
-from data.annotation_io import load_coco
+from data.annotation_io import image_hw, load_coco, numbers, path_in_root, read_table
 from data.dataset import BaseDataset
-from data.MSCOCO.MSCOCO import flame_fit, read_fit_table, resolve_annotated_path
-from data.record import MissingAnnotationError, Record
+from data.fits import neural_annot_fit
+from data.record import AnnotationError, MissingAnnotationError, Record
 
 __all__ = ["FFHQ", "FLAME_FIT_FILES", "MissingFitFileError"]
 
@@ -51,15 +51,14 @@ class MissingFitFileError(MissingAnnotationError):
 
 def _face_keypoints(ann: Mapping[str, Any], source: Path) -> tuple[np.ndarray, np.ndarray]:
     """(73, 2) float64 pixels and (73,) float64 mask of an annotation's 'keypoints' and 'keypoints_valid'."""
-    count = len(FLAME_OUTPUT)
-    try:
-        xy = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1)
-        valid = np.asarray(ann["keypoints_valid"], dtype=np.float64).reshape(-1)
-    except KeyError as err:
-        raise ValueError(f"{source}: annotation {ann.get('id')} has no {err}") from None
+    count, where = len(FLAME_OUTPUT), f"{source}: annotation {ann['id']}"
+    xy, valid = (
+        numbers(ann["keypoints"], None, f"{where} 'keypoints'"),
+        numbers(ann["keypoints_valid"], None, f"{where} 'keypoints_valid'"),
+    )
     if xy.size != count * 2 or valid.size != count:
-        raise ValueError(f"{source}: annotation {ann.get('id')} holds {xy.size} 'keypoints' numbers and "
-                         f"{valid.size} 'keypoints_valid' flags, expected {count} x 2 and {count}")  # fmt: skip
+        raise AnnotationError(f"{where} holds {xy.size} 'keypoints' numbers and {valid.size} 'keypoints_valid' flags, "
+                              f"expected {count} x 2 and {count}", source)  # fmt: skip
     return xy.reshape(count, 2), (valid > 0).astype(np.float64)
 
 
@@ -85,25 +84,23 @@ class FFHQ(BaseDataset):
         """One record per annotation of FFHQ.json whose face box lies in the image."""
         coco_path = self.annotation_file(ANNOTATION_FILE)
         fits_path = self.fit_file()
-        db = load_coco(coco_path)
-        fits = read_fit_table(fits_path)
+        db = load_coco(coco_path, image_keys=("file_name", "height", "width"),
+                       annotation_keys=("bbox", "keypoints", "keypoints_valid"))  # fmt: skip
+        fits = read_table(fits_path)
         records = []
         for ann_id, ann in db.anns.items():
             img = db.imgs[ann["image_id"]]
-            img_hw = (int(img["height"]), int(img["width"]))
-            if "bbox" not in ann:
-                raise ValueError(f"{coco_path}: annotation {ann_id} has no 'bbox'")
+            img_hw = image_hw(img)
+            img_path = path_in_root(self.root / "images", img["file_name"], coco_path, f"image {img['id']}, file_name")
             bbox = process_bbox(ann["bbox"], img_hw[1], img_hw[0], aspect_ratio=self.space.aspect_ratio)
             if bbox is None:  # the face box lies outside the image
                 continue
             xy, valid = _face_keypoints(ann, coco_path)
-            img_path = resolve_annotated_path(self.root / "images", img["file_name"], coco_path,
-                                              f"image {img['id']} 'file_name'")  # fmt: skip
             record = Record(img_path=img_path, img_hw=img_hw, bbox_xywh_img=bbox, crop="face", joints_xy_img=xy,
                             joints_valid=valid, is_3D=False,
                             info={"ann_id": ann_id, "image_id": ann["image_id"]})  # fmt: skip
             entry = fits.get(str(ann_id))
             if entry is not None:
-                record.flame, record.cam = flame_fit(entry, f"{fits_path} [{str(ann_id)!r}]")
+                record.flame, record.cam = neural_annot_fit(entry, "flame", f"{fits_path} [{str(ann_id)!r}]")
             records.append(record)
         return records

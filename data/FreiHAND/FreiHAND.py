@@ -54,10 +54,20 @@ from common.body_models.part_joints import PART_JOINTS, gather_part_joints
 from common.utils.atomic_io import write_atomic
 from common.utils.augmentation import process_bbox, sanitize_bbox
 from common.utils.hand_metrics import freihand_metrics, write_freihand_pred
-from data.annotation_io import load_coco, nested_entry, read_json
+from data.annotation_io import (
+    bbox_xywh,
+    brief,
+    image_hw,
+    load_coco,
+    nested_entry,
+    numbers,
+    path_in_root,
+    read_json,
+    read_table,
+)
 from data.dataset import BaseDataset
-from data.MSCOCO.MSCOCO import resolve_annotated_path
-from data.record import CameraParams, MANOParams, MissingAnnotationError, Record
+from data.fits import camera_params, mano_params
+from data.record import AnnotationError, MissingAnnotationError, Record
 
 __all__ = ["FREIHAND_JOINTS", "FreiHAND", "derive_mano_translation"]
 
@@ -108,22 +118,6 @@ def derive_mano_translation(layer: Any, pose: np.ndarray, shape: np.ndarray, joi
     return trans
 
 
-def _vector(mapping: Mapping[str, Any], key: str, size: int, where: str) -> np.ndarray:
-    if key not in mapping:
-        raise ValueError(f"{where}: no {key!r}")
-    value = np.asarray(mapping[key], dtype=np.float64).reshape(-1)
-    if value.size != size:
-        raise ValueError(f"{where}: {key!r} has {value.size} values, expected {size}")
-    return value
-
-
-def _db_idx(img: Mapping[str, Any], coco_path: Path) -> int:
-    """An image's key into the data file (FreiHAND's sample index; the four training versions of a sample share it)."""
-    if "db_idx" not in img:
-        raise ValueError(f"{coco_path}: image {img.get('id')} has no 'db_idx'")
-    return int(img["db_idx"])
-
-
 def _fit_aspect(bbox_xywh: np.ndarray, aspect_ratio: float) -> np.ndarray:
     """(4,) float32 box grown on its short side to width / height = aspect_ratio, same centre, no enlargement."""
     x, y, w, h = (float(v) for v in bbox_xywh)
@@ -161,9 +155,12 @@ class FreiHAND(BaseDataset):
         coco_path = self.annotation_file(f"freihand_{name}_coco.json")
         data_path = self.annotation_file(f"freihand_{name}_data.json")
         rootnet = self._rootnet_boxes() if not self.is_train else None
-        coco, data = load_coco(coco_path), read_json(data_path)
+        # db_idx: an image's key into the data file (FreiHAND's sample index, shared by a sample's four versions)
+        coco = load_coco(coco_path, image_keys=("file_name", "height", "width", "db_idx"),
+                         annotation_keys=("bbox",) if self.is_train else ())  # fmt: skip
+        data = read_table(data_path, "db_idx")
         records = []
-        db_idx = {image_id: _db_idx(img, coco_path) for image_id, img in coco.imgs.items()}
+        db_idx = {image_id: img["db_idx"] for image_id, img in coco.imgs.items()}
         for ann_id in sorted(coco.anns, key=lambda a: (db_idx[coco.anns[a]["image_id"]], a)):
             ann = coco.anns[ann_id]
             img = coco.imgs[ann["image_id"]]
@@ -178,38 +175,41 @@ class FreiHAND(BaseDataset):
         path = self.root.parent / ROOTNET_FILE
         if not path.is_file():
             raise MissingAnnotationError(path, self.NAME, self.DOWNLOAD_PAGE)
+        items = read_json(path)
+        if not isinstance(items, list):
+            raise AnnotationError(f"{path}: expected a list of {{image_id, bbox, root_cam}}, got {brief(items)}", path)
         boxes = {}
-        for k, item in enumerate(read_json(path)):
+        for k, item in enumerate(items):
             where = f"{path} [{k}]"
-            if not isinstance(item, Mapping) or "image_id" not in item:
-                raise ValueError(f"{where}: expected an entry with 'image_id', 'bbox' and 'root_cam'")
-            root_depth_m = float(_vector(item, "root_cam", 3, where)[2])
-            boxes[int(item["image_id"])] = (_vector(item, "bbox", 4, where), root_depth_m)
+            if not isinstance(item, Mapping) or not {"image_id", "bbox", "root_cam"} <= item.keys():
+                raise AnnotationError(f"{where}: expected an entry with 'image_id', 'bbox' and 'root_cam', got "
+                                      f"{brief(item)}", path)  # fmt: skip
+            root_depth_m = float(numbers(item["root_cam"], (3,), f"{where} 'root_cam'")[2])
+            boxes[int(item["image_id"])] = (bbox_xywh(item["bbox"], f"{where} 'bbox'"), root_depth_m)
         return boxes
 
     def _record(self, img: Mapping[str, Any], ann: Mapping[str, Any], data: Mapping[str, Any], coco_path: Path,
                 data_path: Path, rootnet: Mapping[int, tuple[np.ndarray, float]] | None) -> Record | None:  # fmt: skip
         """The record of one annotation, or None for a training box outside the image."""
-        img_hw = (int(img["height"]), int(img["width"]))
-        db_idx = str(_db_idx(img, coco_path))
+        img_hw = image_hw(img)
+        img_path = path_in_root(self.root, img["file_name"], coco_path, f"image {img['id']}, file_name")
+        db_idx = str(img["db_idx"])
         entry = nested_entry(data, (db_idx,), data_path)
         where = f"{data_path} [{db_idx!r}]"
-        cam_param = nested_entry(data, (db_idx, "cam_param"), data_path)
-        cam = CameraParams(focal=_vector(cam_param, "focal", 2, where), princpt=_vector(cam_param, "princpt", 2, where))
+        cam = camera_params(nested_entry(data, (db_idx, "cam_param"), data_path), f"{where}['cam_param']")
         info: dict[str, Any] = {"db_idx": int(db_idx), "image_id": int(img["id"]), "ann_id": int(ann["id"])}
         if rootnet is None:
-            bbox = process_bbox(_vector(ann, "bbox", 4, f"{coco_path} annotation {ann['id']}"), img_hw[1], img_hw[0],
-                                aspect_ratio=self.space.aspect_ratio)  # fmt: skip
+            bbox = process_bbox(ann["bbox"], img_hw[1], img_hw[0], aspect_ratio=self.space.aspect_ratio)
             if bbox is None:
                 return None
         else:
+            rootnet_path = self.root.parent / ROOTNET_FILE
             if int(img["id"]) not in rootnet:
-                raise ValueError(f"{self.root.parent / ROOTNET_FILE}: no entry for image_id {img['id']}")
+                raise AnnotationError(f"{rootnet_path}: no entry for image_id {img['id']}", rootnet_path)
             rootnet_box, info["root_depth_m"] = rootnet[int(img["id"])]
             if sanitize_bbox(rootnet_box, img_hw[1], img_hw[0]) is None:
-                raise ValueError(f"{self.root.parent / ROOTNET_FILE}: the box of image_id {img['id']} misses the image")
+                raise AnnotationError(f"{rootnet_path}: the box of image_id {img['id']} misses the image", rootnet_path)
             bbox = _fit_aspect(rootnet_box, self.space.aspect_ratio)
-        img_path = resolve_annotated_path(self.root, img["file_name"], coco_path, f"image {img['id']}")
         record = Record(img_path=img_path, img_hw=img_hw, bbox_xywh_img=bbox, cam=cam, crop="hand", hand_side="right",
                         info=info)  # fmt: skip
         self._add_labels(record, entry, where)
@@ -217,32 +217,30 @@ class FreiHAND(BaseDataset):
 
     def _add_labels(self, record: Record, entry: Mapping[str, Any], where: str) -> None:
         """MANO parameters and the 21 joints of a data-file entry, when it has them (the eval set may not)."""
+        if not isinstance(entry, Mapping):
+            raise AnnotationError(f"{where}: expected a json object {{cam_param, mano_param, joint_3d}}, got "
+                                  f"{brief(entry)}")  # fmt: skip
         if "joint_3d" in entry:
-            joints = np.asarray(entry["joint_3d"], dtype=np.float64)
-            if joints.shape != (len(FREIHAND_JOINTS), 3):
-                raise ValueError(f"{where}: 'joint_3d' has shape {joints.shape}, expected ({len(FREIHAND_JOINTS)}, 3)")
+            joints = numbers(entry["joint_3d"], (len(FREIHAND_JOINTS), 3), f"{where} 'joint_3d'")
             assert record.cam is not None
             record.joints_cam, record.joints_xy_img = joints, record.cam.project(joints)
             record.joints_valid, record.is_3D = np.ones(len(FREIHAND_JOINTS)), True
         if "mano_param" in entry:
-            param, mano_where = entry["mano_param"], f"{where} ['mano_param']"
             # a missing 'trans' is NaN here and derived in _complete_translations
-            trans = _vector(param, "trans", 3, mano_where) if "trans" in param else np.full(3, np.nan)
-            pose, shape = _vector(param, "pose", 48, mano_where), _vector(param, "shape", 10, mano_where)
-            record.mano = MANOParams(pose=pose, shape=shape, trans=trans, side="right")
+            record.mano = mano_params(entry["mano_param"], "right", f"{where} ['mano_param']", default_trans=np.nan)
 
     def _complete_translations(self, records: list[Record], data_path: Path) -> None:
         """Checks that joint_3d is in metres and derives the MANO translations the data file leaves out."""
         depths = [r.joints_cam[FREIHAND_JOINTS.index("Wrist"), 2] for r in records if r.joints_cam is not None]
         if depths and not _DEPTH_RANGE_M[0] < float(np.median(depths)) < _DEPTH_RANGE_M[1]:
-            raise ValueError(f"{data_path}: the median wrist depth of 'joint_3d' is {np.median(depths):g}, not a "
-                             f"distance in metres within {_DEPTH_RANGE_M}")  # fmt: skip
+            raise AnnotationError(f"{data_path}: the median wrist depth of 'joint_3d' is {np.median(depths):g}, not a "
+                                  f"distance in metres within {_DEPTH_RANGE_M}", data_path)  # fmt: skip
         missing = [r for r in records if r.mano is not None and np.isnan(r.mano.trans).any()]
         if not missing:
             return
         if any(r.joints_cam is None for r in missing):
-            raise ValueError(f"{data_path}: an entry has 'mano_param' without 'trans' and without 'joint_3d' to "
-                             "derive it from")  # fmt: skip
+            raise AnnotationError(f"{data_path}: an entry has 'mano_param' without 'trans' and without 'joint_3d' to "
+                                  "derive it from", data_path)  # fmt: skip
         to_hand21 = [FREIHAND_JOINTS.index(name) for name in HAND_21.names]
         trans = derive_mano_translation(
             self.body_models.mano("right"), np.stack([r.mano.pose for r in missing]),  # type: ignore[union-attr]

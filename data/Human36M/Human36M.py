@@ -22,30 +22,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from common.utils.augmentation import process_bbox
 from common.utils.metrics import H36M_JOINTS, h36m_joint_metrics
-from data.annotation_io import load_coco, nested_entry, read_json
+from data.annotation_io import image_hw, load_coco, nested_entry, path_in_root, read_table
 from data.dataset import BaseDataset
-from data.Human36M.smpl_io import MESH_KEYS, annotated_path, fit_model, h36m_regressor, mesh_topology, world_fit_fields
-from data.record import CameraParams, Record
+from data.fits import calibrated_frame_fields, camera_params, fit_model
+from data.Human36M.smpl_io import MESH_KEYS, h36m_regressor, mesh_topology
+from data.record import Record
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Human36M"]
 
 _MM = 1000.0  # the release stores translations and joints in millimetres; the framework uses metres
-
-
-def _camera(entry: Mapping[str, Any]) -> CameraParams:
-    """A camera of the release: R (3x3), t (mm), f and c (pixels) -> metres."""
-    return CameraParams(focal=np.asarray(entry["f"], np.float64).reshape(2),
-                        princpt=np.asarray(entry["c"], np.float64).reshape(2),
-                        R=np.asarray(entry["R"], np.float64).reshape(3, 3),
-                        t=np.asarray(entry["t"], np.float64).reshape(3) / _MM)  # fmt: skip
+_IMAGE_KEYS = ("file_name", "height", "width", "frame_idx", "cam_idx", "action_idx", "subaction_idx")
 
 
 class Human36M(BaseDataset):
@@ -78,8 +72,8 @@ class Human36M(BaseDataset):
         parts = {"data": "data", "camera": "camera", "joint_3d": "joint_3d", "fits": self.FIT_FILES[model]}
         paths = {key: self.annotation_file(f"annotations/Human36M_subject{subject}_{name}.json")
                  for key, name in parts.items()}  # fmt: skip
-        coco = load_coco(paths["data"])
-        cameras, joints, fits = (read_json(paths[p]) for p in ("camera", "joint_3d", "fits"))
+        coco = load_coco(paths["data"], image_keys=_IMAGE_KEYS, annotation_keys=("bbox",))
+        tables = {p: read_table(paths[p], "id") for p in ("camera", "joint_3d", "fits")}
         records, unfitted = [], 0
         for ann_id in sorted(coco.anns):
             ann = coco.anns[ann_id]
@@ -87,23 +81,19 @@ class Human36M(BaseDataset):
             frame, cam_idx = int(img["frame_idx"]), int(img["cam_idx"])
             if frame % self.FRAME_STEP[self.split] or (not self.is_train and cam_idx != self.TEST_CAMERA):
                 continue
-            bbox = process_bbox(np.asarray(ann["bbox"], np.float64), int(img["width"]), int(img["height"]))
+            entry = f"image {img['id']}, file_name"
+            img_path = path_in_root(self.root / "images", img["file_name"], paths["data"], entry)
+            bbox = process_bbox(ann["bbox"], img["width"], img["height"])
             if bbox is None:
                 continue
             key = (str(img["action_idx"]), str(img["subaction_idx"]), str(frame))
-            cam = _camera(nested_entry(cameras, (str(cam_idx),), paths["camera"]))
-            joints_world_m = np.asarray(nested_entry(joints, key, paths["joint_3d"]), np.float64).reshape(-1, 3) / _MM
-            joints_cam_m = joints_world_m @ cam.R.T + cam.t  # (17, 3) camera frame, metres
-            fit = fits.get(key[0], {}).get(key[1], {}).get(key[2])
-            unfitted += fit is None
-            # the fits are bare parameter dicts in the world frame; the camera's R, t bring them in downstream
-            fields = world_fit_fields(model, fit, cam, f"{paths['fits']} [{']['.join(key)}]")
-            img_path = annotated_path(self.root / "images", [img["file_name"]], paths["data"],
-                                      f"image {ann['image_id']}")  # fmt: skip
+            cam = camera_params(nested_entry(tables["camera"], (str(cam_idx),), paths["camera"]),
+                                f"{paths['camera']} [{cam_idx}]", focal="f", princpt="c", rotation="R",
+                                translation="t", translation_unit_m=1 / _MM)  # fmt: skip
+            fields = calibrated_frame_fields(cam, key, tables, paths, len(self.JOINT_NAMES), model)
+            unfitted += model not in fields
             records.append(Record(
-                img_path=img_path, img_hw=(int(img["height"]), int(img["width"])), bbox_xywh_img=bbox, cam=cam,
-                joints_xy_img=cam.project(joints_cam_m), joints_cam=joints_cam_m,
-                joints_valid=np.ones(len(self.JOINT_NAMES)), is_3D=True, **fields,
+                img_path=img_path, img_hw=image_hw(img), bbox_xywh_img=bbox, **fields,
                 info={"ann_id": int(ann_id), "subject": subject, "action": key[0], "subaction": key[1], "frame": frame,
                       "cam_idx": cam_idx},
             ))  # fmt: skip

@@ -43,10 +43,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from common.utils.augmentation import get_bbox, process_bbox
-from data.annotation_io import load_coco, nested_entry, read_json
+from data.annotation_io import image_hw, load_coco, nested_entry, numbers, optional_entry, path_in_root, read_table
 from data.dataset import BaseDataset
-from data.MSCOCO.MSCOCO import resolve_annotated_path
-from data.record import CameraParams, MANOParams, Record
+from data.fits import mano_params
+from data.record import AnnotationError, CameraParams, MANOParams, Record
 
 __all__ = ["INTERHAND_HAND_JOINTS", "InterHand26M", "kept_views"]
 
@@ -66,6 +66,7 @@ HAND_OFFSETS: dict[str, int] = {"right": 0, "left": len(INTERHAND_HAND_JOINTS)}
 """Where each hand's 21 joints start in the files' 42-joint arrays (right hand first)."""
 _HAND_TYPES = {"right": ("right",), "left": ("left",), "interacting": ("right", "left")}
 _FILES = ("data", "camera", "joint_3d", "MANO_NeuralAnnot")
+_IMAGE_KEYS = ("file_name", "height", "width", "capture", "seq_name", "camera", "frame_idx")
 _WRIST = INTERHAND_HAND_JOINTS.index("Wrist")
 BOX_EXTEND = 1.5  # the hand box around its joints, as the reference
 
@@ -92,13 +93,6 @@ def kept_views(images: Mapping[Any, Mapping[str, Any]], views: int) -> set[tuple
     return kept
 
 
-def _array(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
-    if array.size != int(np.prod(shape)):
-        raise ValueError(f"{where}: {array.size} values, expected {shape}")
-    return array.reshape(shape)
-
-
 class InterHand26M(BaseDataset):
     """InterHand2.6M hands ('train', 'val', 'test'), right and left, with MANO NeuralAnnot fits."""
 
@@ -121,8 +115,8 @@ class InterHand26M(BaseDataset):
     def load_records(self) -> list[Record]:
         """One record per labelled hand the annotations name, in annotation-id order."""
         paths = {kind: self.annotation_path(kind) for kind in _FILES}  # all checked before parsing any
-        coco = load_coco(paths["data"])
-        tables = {kind: read_json(paths[kind]) for kind in _FILES[1:]}
+        coco = load_coco(paths["data"], image_keys=_IMAGE_KEYS, annotation_keys=("joint_valid", "hand_type"))
+        tables = {kind: read_table(paths[kind], "capture") for kind in _FILES[1:]}
         views = kept_views(coco.imgs, self.TRAIN_VIEWS) if self.is_train and self.TRAIN_VIEWS else None
         cameras: dict[tuple[str, str], CameraParams] = {}
         records: list[Record] = []
@@ -145,10 +139,10 @@ class InterHand26M(BaseDataset):
     def _camera(table: Mapping[str, Any], capture: str, cam: str, path: Path) -> CameraParams:
         """One camera: intrinsics in pixels, R world -> camera, t = -R campos in metres."""
         where = f"{path} [{capture!r}]"
-        rotation = _array(nested_entry(table, (capture, "camrot", cam), path), (3, 3), f"{where}['camrot'][{cam!r}]")
-        centre_mm = _array(nested_entry(table, (capture, "campos", cam), path), (3,), f"{where}['campos'][{cam!r}]")
-        focal = _array(nested_entry(table, (capture, "focal", cam), path), (2,), f"{where}['focal'][{cam!r}]")
-        princpt = _array(nested_entry(table, (capture, "princpt", cam), path), (2,), f"{where}['princpt'][{cam!r}]")
+        rotation = numbers(nested_entry(table, (capture, "camrot", cam), path), (3, 3), f"{where}['camrot'][{cam!r}]")
+        centre_mm = numbers(nested_entry(table, (capture, "campos", cam), path), (3,), f"{where}['campos'][{cam!r}]")
+        focal = numbers(nested_entry(table, (capture, "focal", cam), path), (2,), f"{where}['focal'][{cam!r}]")
+        princpt = numbers(nested_entry(table, (capture, "princpt", cam), path), (2,), f"{where}['princpt'][{cam!r}]")
         return CameraParams(focal=focal, princpt=princpt, R=rotation, t=-rotation @ centre_mm / 1000.0)
 
     def _hand_records(self, ann: Mapping[str, Any], img: Mapping[str, Any], cam: CameraParams,
@@ -156,18 +150,19 @@ class InterHand26M(BaseDataset):
         """The records of one annotation: one per hand its hand_type names that has a labelled joint in the image."""
         capture, frame = str(img["capture"]), str(img["frame_idx"])
         where = f"{paths['data']} annotation {ann['id']}"
-        if ann.get("hand_type") not in _HAND_TYPES:
-            raise ValueError(f"{where}: hand_type {ann.get('hand_type')!r}, expected one of {', '.join(_HAND_TYPES)}")
+        img_path = path_in_root(self.root / "images" / self.split, img["file_name"], paths["data"],
+                                f"image {img['id']}, file_name")  # fmt: skip
+        if ann["hand_type"] not in _HAND_TYPES:
+            raise AnnotationError(f"{where}: hand_type {ann['hand_type']!r}, expected one of {', '.join(_HAND_TYPES)}",
+                                  paths["data"])  # fmt: skip
         num_joints = 2 * len(INTERHAND_HAND_JOINTS)
-        world_mm = _array(nested_entry(tables["joint_3d"], (capture, frame, "world_coord"), paths["joint_3d"]),
-                          (num_joints, 3), f"{paths['joint_3d']} [{capture!r}][{frame!r}]['world_coord']")  # fmt: skip
-        valid_all = _array(ann.get("joint_valid", ()), (num_joints,), f"{where} 'joint_valid'")
+        world_mm = numbers(nested_entry(tables["joint_3d"], (capture, frame, "world_coord"), paths["joint_3d"]),
+                           (num_joints, 3), f"{paths['joint_3d']} [{capture!r}][{frame!r}]['world_coord']")  # fmt: skip
+        valid_all = numbers(ann["joint_valid"], (num_joints,), f"{where} 'joint_valid'")
         assert cam.R is not None and cam.t is not None
         joints_cam = world_mm @ cam.R.T / 1000.0 + cam.t  # (42, 3) metres, camera frame
         xy_img = cam.project(joints_cam)  # (42, 2); unlabelled joints are masked below
-        img_hw = (int(img["height"]), int(img["width"]))
-        img_path = resolve_annotated_path(self.root / "images" / self.split, img["file_name"], paths["data"],
-                                          f"image {img['id']}")  # fmt: skip
+        img_hw = image_hw(img)
         records = []
         for side in _HAND_TYPES[ann["hand_type"]]:
             rows = slice(HAND_OFFSETS[side], HAND_OFFSETS[side] + len(INTERHAND_HAND_JOINTS))
@@ -190,13 +185,7 @@ class InterHand26M(BaseDataset):
     @staticmethod
     def _mano(table: Mapping[str, Any], capture: str, frame: str, side: str, path: Path) -> MANOParams | None:
         """The side's NeuralAnnot fit of a frame (world frame, metres), or None where the file has none."""
-        param = table.get(capture, {}).get(frame, {}).get(side)
+        param = optional_entry(table, (capture, frame, side), path)
         if param is None:
             return None
-        where = f"{path} [{capture!r}][{frame!r}][{side!r}]"
-        try:
-            return MANOParams(pose=_array(param["pose"], (48,), f"{where}['pose']"),
-                              shape=_array(param["shape"], (10,), f"{where}['shape']"),
-                              trans=_array(param["trans"], (3,), f"{where}['trans']"), side=side)  # fmt: skip
-        except KeyError as err:
-            raise ValueError(f"{where}: no {err}") from None
+        return mano_params(param, side, f"{path} [{capture!r}][{frame!r}][{side!r}]")

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from common.utils.augmentation import process_bbox
-from data.annotation_io import keypoints, load_coco, neural_annot_params, read_json
+from data.annotation_io import image_hw, keypoints, load_coco, path_in_root, read_table
 from data.dataset import BaseDataset
-from data.Human36M.smpl_io import annotated_path, fit_model, neural_annot_smpl
+from data.fits import fit_model, neural_annot_fit
 from data.record import Record
 
 __all__ = ["FIT_FILES", "MPII", "MPII_JOINTS"]
@@ -36,7 +36,7 @@ FIT_FILES: Mapping[str, str] = {
     "smplx": "MPII_train_SMPLX_NeuralAnnot.json",
     "smpl": "MPII_train_SMPL_NeuralAnnot.json",
 }
-"""The NeuralAnnot fits each body model reads (`smpl_io.fit_model`), under annotations/."""
+"""The NeuralAnnot fits each body model reads (`data.fits.fit_model`), under annotations/."""
 NEURAL_ANNOT_FILE = FIT_FILES["smplx"]
 
 
@@ -60,28 +60,25 @@ class MPII(BaseDataset):
         model = fit_model(self.targets)
         coco_path = self.annotation_file(Path("annotations") / ANNOTATION_FILE)
         fits_path = self.annotation_file(Path("annotations") / FIT_FILES[model])
-        db = load_coco(coco_path)
-        fits: Mapping[str, Any] = read_json(fits_path)
-        if not isinstance(fits, Mapping):
-            raise ValueError(f"{fits_path}: expected a json object keyed by annotation id, got {type(fits).__name__}")
+        db = load_coco(coco_path, image_keys=("file_name", "height", "width"), annotation_keys=("bbox", "keypoints"))
+        fits: Mapping[str, Any] = read_table(fits_path)
         records = []
         for ann_id, ann in db.anns.items():
             if ann.get("iscrowd", 0):
                 continue
             xy, valid = keypoints(ann, "keypoints", len(MPII_JOINTS), coco_path)
             img = db.imgs[ann["image_id"]]
-            img_hw = (int(img["height"]), int(img["width"]))
+            img_hw = image_hw(img)
+            img_path = path_in_root(self.root, img["file_name"], coco_path, f"image {img['id']}, file_name")
             bbox = process_bbox(ann["bbox"], img_hw[1], img_hw[0])
             if not valid.any() or bbox is None:  # no keypoint, or the person box lies outside the image
                 continue
-            img_path = annotated_path(self.root, [img["file_name"]], coco_path, f"image {ann['image_id']}")
             record = Record(img_path=img_path, img_hw=img_hw, bbox_xywh_img=bbox, joints_xy_img=xy,
                             joints_valid=valid, is_3D=False,
                             info={"ann_id": ann_id, "image_id": ann["image_id"]})  # fmt: skip
-            entry, where = fits.get(str(ann_id)), f"{fits_path} [{str(ann_id)!r}]"
-            if entry is not None and model == "smpl":
-                record.smpl, record.cam = neural_annot_smpl(entry, where)
-            elif entry is not None:
-                record.smplx, record.cam = neural_annot_params(entry, where)
+            entry = fits.get(str(ann_id))
+            if entry is not None:
+                params, record.cam = neural_annot_fit(entry, model, f"{fits_path} [{str(ann_id)!r}]")
+                setattr(record, model, params)
             records.append(record)
         return records

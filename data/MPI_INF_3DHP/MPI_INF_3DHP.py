@@ -23,13 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
-
 from common.utils.augmentation import process_bbox
-from data.annotation_io import load_coco, nested_entry, read_json
+from data.annotation_io import image_hw, load_coco, nested_entry, path_in_root, read_table
 from data.dataset import BaseDataset
-from data.Human36M.smpl_io import annotated_path, fit_model, world_fit_fields
-from data.record import CameraParams, Record
+from data.fits import calibrated_frame_fields, camera_params, fit_model
+from data.record import Record
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +35,7 @@ __all__ = ["MPI_INF_3DHP"]
 
 _MM = 1000.0  # the release stores translations and joints in millimetres; the framework uses metres
 _PREFIX = "MPI-INF-3DHP"
+_IMAGE_KEYS = ("file_name", "height", "width", "subject_idx", "seq_idx", "frame_idx", "cam_idx")
 
 
 class MPI_INF_3DHP(BaseDataset):
@@ -75,8 +74,8 @@ class MPI_INF_3DHP(BaseDataset):
         paths = {"data": self.annotation_file(f"{_PREFIX}_1k.json"), "camera": self.annotation_file(
                  f"{_PREFIX}_camera_1k.json"), "joint_3d": self.annotation_file(f"{_PREFIX}_joint_3d.json"),
                  "fits": self._fits_file(model)}  # fmt: skip
-        coco = load_coco(paths["data"])
-        cameras, joints, fits = (read_json(paths[p]) for p in ("camera", "joint_3d", "fits"))
+        coco = load_coco(paths["data"], image_keys=_IMAGE_KEYS, annotation_keys=("bbox",))
+        tables = {p: read_table(paths[p], "subject") for p in ("camera", "joint_3d", "fits")}
         records, unfitted = [], 0
         for ann_id in sorted(coco.anns):
             ann = coco.anns[ann_id]
@@ -84,27 +83,20 @@ class MPI_INF_3DHP(BaseDataset):
             subject, seq, frame = str(img["subject_idx"]), str(img["seq_idx"]), int(img["frame_idx"])
             if frame % self.FRAME_STEP:
                 continue
-            bbox = process_bbox(np.asarray(ann["bbox"], np.float64), int(img["width"]), int(img["height"]))
+            img_path = path_in_root(self.root / "images_1k" / f"S{subject}" / f"Seq{seq}" / "imageSequence",
+                                    img["file_name"], paths["data"], f"image {img['id']}, file_name")  # fmt: skip
+            bbox = process_bbox(ann["bbox"], img["width"], img["height"])
             if bbox is None:
                 continue
-            cam_json = nested_entry(cameras, (subject, seq, str(img["cam_idx"])), paths["camera"])
-            cam = CameraParams(focal=np.asarray(cam_json["focal"], np.float64).reshape(2),
-                               princpt=np.asarray(cam_json["princpt"], np.float64).reshape(2),
-                               R=np.asarray(cam_json["R"], np.float64).reshape(3, 3),
-                               t=np.asarray(cam_json["t"], np.float64).reshape(3) / _MM)  # fmt: skip
-            key = (subject, seq, str(frame))
-            joints_world_m = np.asarray(nested_entry(joints, key, paths["joint_3d"]), np.float64).reshape(-1, 3) / _MM
-            joints_cam_m = joints_world_m @ cam.R.T + cam.t  # (17, 3) camera frame, metres
-            fit = fits.get(subject, {}).get(seq, {}).get(str(frame))
-            unfitted += fit is None
-            # the fits are bare parameter dicts in the world frame; the camera's R, t bring them in downstream
-            fields = world_fit_fields(model, fit, cam, f"{paths['fits']} [{']['.join(key)}]")
-            img_path = annotated_path(self.root / "images_1k", [f"S{subject}", f"Seq{seq}", "imageSequence",
-                                      img["file_name"]], paths["data"], f"image {ann['image_id']}")  # fmt: skip
+            cam_key = (subject, seq, str(img["cam_idx"]))
+            cam = camera_params(nested_entry(tables["camera"], cam_key, paths["camera"]),
+                                f"{paths['camera']} [{']['.join(cam_key)}]", rotation="R", translation="t",
+                                translation_unit_m=1 / _MM)  # fmt: skip
+            fields = calibrated_frame_fields(cam, (subject, seq, str(frame)), tables, paths, len(self.JOINT_NAMES),
+                                             model)  # fmt: skip
+            unfitted += model not in fields
             records.append(Record(
-                img_path=img_path, img_hw=(int(img["height"]), int(img["width"])), bbox_xywh_img=bbox, cam=cam,
-                joints_xy_img=cam.project(joints_cam_m), joints_cam=joints_cam_m,
-                joints_valid=np.ones(len(self.JOINT_NAMES)), is_3D=True, **fields,
+                img_path=img_path, img_hw=image_hw(img), bbox_xywh_img=bbox, **fields,
                 info={"ann_id": int(ann_id), "subject": subject, "seq": seq, "frame": frame},
             ))  # fmt: skip
         if unfitted:

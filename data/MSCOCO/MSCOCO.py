@@ -32,21 +32,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from common.body_models.joint_sets import HAND_20, IBUG68_NAMES
-from common.body_models.layers import NUM_BETAS, NUM_EXPRESSION
 from common.geometry import xywh_to_xyxy
 from common.utils.augmentation import process_bbox
-from data.annotation_io import keypoints, load_coco, neural_annot_params, read_json
+from data.annotation_io import bbox_xywh, brief, image_hw, keypoints, load_coco, path_in_root, read_table
 from data.dataset import BaseDataset
-from data.record import CameraParams, FLAMEParams, MANOParams, Record, SMPLParams
+from data.fits import neural_annot_fit
+from data.record import AnnotationError, Record
 
-__all__ = ["MSCOCO", "NEURAL_ANNOT_FILES", "WHOLEBODY_JOINTS", "flame_fit", "mano_fit", "read_fit_table",
-           "resolve_annotated_path", "smpl_fit", "wholebody_joints"]  # fmt: skip
+__all__ = ["MSCOCO", "NEURAL_ANNOT_FILES", "WHOLEBODY_JOINTS", "wholebody_joints"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,88 +93,6 @@ NEURAL_ANNOT_FILE = NEURAL_ANNOT_FILES["smplx"]
 _CROP_PREFIXES = {"body": ("smplx", "smpl"), "hand": ("mano",), "face": ("flame",)}  # the fits each crop can use
 
 
-# --- shared parsing of part fits and annotated paths -----------------------------------------------------------
-def resolve_annotated_path(root: Path, relpath: Any, source: Path, entry: str) -> Path:
-    """``root / relpath`` for a path read from an annotation file, which must stay under ``root``.
-
-    Args:
-        root: the folder the path is relative to (inside the dataset root).
-        relpath: the path as the annotation writes it ('/' or '\\' separators).
-        source: the annotation file, and entry: what holds the path there, for the error message.
-
-    Raises:
-        ValueError: naming the file, the entry and the path when it is empty, absolute or climbs out with '..'.
-    """
-    text = str(relpath)
-    parts = PurePosixPath(text.replace("\\", "/")).parts
-    if not text or text.startswith(("/", "\\")) or PureWindowsPath(text).drive or ".." in parts:
-        raise ValueError(f"{source}: {entry} has the path {text!r}; annotation paths must be relative and stay "
-                         f"under {root}")  # fmt: skip
-    return root.joinpath(*parts)
-
-
-def read_fit_table(path: Path) -> Mapping[str, Any]:
-    """A NeuralAnnot fit file: ``str(annotation id) -> entry``; ValueError naming the file when it is not a table."""
-    table = read_json(path)
-    if not isinstance(table, Mapping):
-        raise ValueError(f"{path}: expected a json object keyed by annotation id, got {type(table).__name__}")
-    return table
-
-
-def _fit_vector(param: Mapping[str, Any], key: str, size: int, where: str, default: float | None = None) -> np.ndarray:
-    """(size,) float64 of ``param[key]`` (extra values dropped, as the reference does with kids' 11th beta)."""
-    if key not in param:
-        if default is None:
-            raise ValueError(f"{where}: the fit lacks {key!r}")
-        return np.full(size, default, dtype=np.float64)
-    try:
-        value = np.asarray(param[key], dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):  # null, a string, a ragged list
-        raise ValueError(f"{where}: {key!r} is not a list of numbers") from None
-    if value.size < size:
-        raise ValueError(f"{where}: {key!r} has {value.size} values, expected {size}")
-    return value[:size]
-
-
-def _fit_parts(entry: Any, param_key: str, where: str) -> tuple[Mapping[str, Any], CameraParams]:
-    """(the body model's parameter dict, the camera) of one fit entry."""
-    if not isinstance(entry, Mapping) or not isinstance(entry.get(param_key), Mapping):
-        raise ValueError(f"{where}: a fit entry needs {param_key!r} and 'cam_param'")
-    cam = entry.get("cam_param")
-    if not isinstance(cam, Mapping):
-        raise ValueError(f"{where}: the fit entry lacks 'cam_param'")
-    camera = CameraParams(focal=_fit_vector(cam, "focal", 2, where), princpt=_fit_vector(cam, "princpt", 2, where))
-    return entry[param_key], camera
-
-
-def smpl_fit(entry: Any, where: str) -> tuple[SMPLParams, CameraParams]:
-    """SMPL parameters and camera of ``{'smpl_param': {pose (72,), shape (10,), trans (3,), [gender]}, 'cam_param':
-    {focal, princpt}}``; ``where`` (file and key) goes into the errors."""
-    param, camera = _fit_parts(entry, "smpl_param", where)
-    return SMPLParams(pose=_fit_vector(param, "pose", 72, where), shape=_fit_vector(param, "shape", NUM_BETAS, where),
-                      trans=_fit_vector(param, "trans", 3, where),
-                      gender=str(param.get("gender", "neutral"))), camera  # fmt: skip
-
-
-def mano_fit(entry: Any, side: str, where: str) -> tuple[MANOParams, CameraParams]:
-    """MANO parameters of one hand (for the MANO layer of ``side``) and camera of ``{'mano_param': {pose (48,) root
-    + 15 joints, shape (10,), trans (3,)}, 'cam_param': {focal, princpt}}``."""
-    param, camera = _fit_parts(entry, "mano_param", where)
-    return MANOParams(pose=_fit_vector(param, "pose", 48, where), shape=_fit_vector(param, "shape", NUM_BETAS, where),
-                      trans=_fit_vector(param, "trans", 3, where), side=side), camera  # fmt: skip
-
-
-def flame_fit(entry: Any, where: str) -> tuple[FLAMEParams, CameraParams]:
-    """FLAME parameters and camera of ``{'flame_param': {root_pose (3,), jaw_pose (3,), shape (10,), expr (10,),
-    [trans (3,)]}, 'cam_param': {focal, princpt}}``; a missing trans is zero, as the reference reads it."""
-    param, camera = _fit_parts(entry, "flame_param", where)
-    return FLAMEParams(root_pose=_fit_vector(param, "root_pose", 3, where),
-                       jaw_pose=_fit_vector(param, "jaw_pose", 3, where),
-                       shape=_fit_vector(param, "shape", NUM_BETAS, where),
-                       expr=_fit_vector(param, "expr", NUM_EXPRESSION, where),
-                       trans=_fit_vector(param, "trans", 3, where, default=0.0)), camera  # fmt: skip
-
-
 # --- COCO-WholeBody annotations ---------------------------------------------------------------------------------
 def wholebody_joints(
     ann: Mapping[str, Any], source: Path, fill_from_body: bool = True
@@ -205,22 +122,23 @@ def wholebody_joints(
     return xy, valid
 
 
-def _part_boxes(ann: Mapping[str, Any]) -> dict[str, np.ndarray | None]:
+def _part_boxes(ann: Mapping[str, Any], source: Path) -> dict[str, np.ndarray | None]:
     """'lhand', 'rhand', 'face' -> (4,) float64 xyxy pixels, or None where the annotation has no valid box."""
     boxes: dict[str, np.ndarray | None] = {}
     for part, prefix in _BOX_FIELDS.items():
-        box = np.asarray(ann.get(f"{prefix}_box", (0, 0, 0, 0)), dtype=np.float64).reshape(4)
-        usable = bool(ann.get(f"{prefix}_valid", False)) and box[2] > 0 and box[3] > 0
-        boxes[part] = xywh_to_xyxy(box) if usable else None
+        if not ann.get(f"{prefix}_valid", False) or f"{prefix}_box" not in ann:
+            boxes[part] = None
+            continue
+        box = _annotated_box(ann, f"{prefix}_box", source)
+        boxes[part] = xywh_to_xyxy(box) if box[2] > 0 and box[3] > 0 else None
     return boxes
 
 
 def _annotated_box(ann: Mapping[str, Any], key: str, source: Path) -> np.ndarray:
-    """(4,) float64 xywh pixels of ``ann[key]``; ValueError naming the file, annotation and key otherwise."""
-    try:
-        return np.asarray(ann[key], dtype=np.float64).reshape(4)
-    except (KeyError, ValueError, TypeError):
-        raise ValueError(f"{source}: annotation {ann.get('id')} has no xywh box {key!r}") from None
+    """(4,) float64 xywh pixels of ``ann[key]``; AnnotationError naming the file, annotation and key otherwise."""
+    if key not in ann:
+        raise AnnotationError(f"{source}: annotation {ann['id']} has no xywh box {key!r}", source)
+    return bbox_xywh(ann[key], f"{source}: annotation {ann['id']} {key!r}")
 
 
 class MSCOCO(BaseDataset):
@@ -252,8 +170,9 @@ class MSCOCO(BaseDataset):
         coco_file, image_dir = _SPLIT_FILES[self.split]
         coco_path = self.annotation_file(Path("annotations") / coco_file)
         fits_path = self.annotation_file(Path("annotations") / NEURAL_ANNOT_FILES[prefix]) if self.is_train else None
-        db = load_coco(coco_path)  # both files are checked above, before parsing gigabytes of json
-        fits: Mapping[str, Any] = read_fit_table(fits_path) if fits_path is not None else {}
+        # both files are checked above, before parsing gigabytes of json
+        db = load_coco(coco_path, image_keys=("file_name", "height", "width"), annotation_keys=("bbox",))
+        fits: Mapping[str, Any] = read_table(fits_path) if fits_path is not None else {}
         per_annotation: Callable[..., list[Record]] = {
             "body": self._person_records, "hand": self._hand_records, "face": self._face_records,
         }[self.crop]  # fmt: skip
@@ -262,9 +181,9 @@ class MSCOCO(BaseDataset):
             if ann.get("iscrowd", 0):
                 continue
             img = db.imgs[ann["image_id"]]
-            img_path = resolve_annotated_path(self.root / "images" / image_dir, img["file_name"], coco_path,
-                                              f"image {img['id']} 'file_name'")  # fmt: skip
-            base = Record(img_path=img_path, img_hw=(int(img["height"]), int(img["width"])),
+            img_path = path_in_root(self.root / "images" / image_dir, img["file_name"], coco_path,
+                                    f"image {img['id']}, file_name")  # fmt: skip
+            base = Record(img_path=img_path, img_hw=image_hw(img),
                           bbox_xywh_img=np.zeros(4, np.float32), is_3D=False,
                           info={"ann_id": ann_id, "image_id": ann["image_id"]})  # fmt: skip
             records += per_annotation(ann, base, fits.get(str(ann_id)), f"{fits_path} [{str(ann_id)!r}]", coco_path)
@@ -286,19 +205,20 @@ class MSCOCO(BaseDataset):
         if not valid[: len(COCO_BODY_JOINTS)].any() or bbox is None:  # no body keypoint, or box off the image
             return []
         record = replace(base, bbox_xywh_img=bbox, joints_xy_img=xy, joints_valid=valid,
-                         part_boxes_xyxy_img=_part_boxes(ann))  # fmt: skip
+                         part_boxes_xyxy_img=_part_boxes(ann, source))  # fmt: skip
         if entry is not None and self.fit_prefix == "smplx":
             flags = {part: bool(ann.get(f"{prefix}_valid", False)) for part, prefix in _BOX_FIELDS.items()}
-            record.smplx, record.cam = neural_annot_params(entry, where, flags)
+            record.smplx, record.cam = neural_annot_fit(entry, "smplx", where, part_valid=flags)
         elif entry is not None:
-            record.smpl, record.cam = smpl_fit(entry, where)
+            record.smpl, record.cam = neural_annot_fit(entry, "smpl", where)
         return [record]
 
     def _hand_records(self, ann: Mapping[str, Any], base: Record, entry: Any, where: str,
                       source: Path) -> list[Record]:  # fmt: skip
         """One record per labelled hand of an annotation (left first), with that hand's MANO fit."""
         if entry is not None and not isinstance(entry, Mapping):
-            raise ValueError(f"{where}: a MANO fit entry maps 'left' and 'right' to a fit or null")
+            raise AnnotationError(f"{where}: a MANO fit entry maps 'left' and 'right' to a fit or null, got "
+                                  f"{brief(entry)}")  # fmt: skip
         xy, valid = wholebody_joints(ann, source, fill_from_body=False)
         records = []
         for side, field in _HAND_FIELDS:
@@ -311,7 +231,7 @@ class MSCOCO(BaseDataset):
                              joints_valid=valid, info={**base.info, "hand_side": side})  # fmt: skip
             side_entry = entry.get(side) if entry is not None else None
             if side_entry is not None:  # null: no fit of this hand (the reference's loader allows it)
-                record.mano, record.cam = mano_fit(side_entry, side, f"{where}[{side!r}]")
+                record.mano, record.cam = neural_annot_fit(side_entry, "mano", f"{where}[{side!r}]", side=side)
             records.append(record)
         return records
 
@@ -326,5 +246,5 @@ class MSCOCO(BaseDataset):
         xy, valid = wholebody_joints(ann, source, fill_from_body=False)
         record = replace(base, bbox_xywh_img=bbox, crop="face", joints_xy_img=xy, joints_valid=valid)
         if entry is not None:
-            record.flame, record.cam = flame_fit(entry, where)
+            record.flame, record.cam = neural_annot_fit(entry, "flame", where)
         return [record]

@@ -25,7 +25,7 @@ data/Human36M/J_regressor_h36m_smpl.npy), only when evaluating.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,10 +33,11 @@ import torch
 from common.body_models.files import J_REGRESSOR_H36M_SMPL
 from common.utils.augmentation import process_bbox
 from common.utils.metrics import h36m_joint_metrics
-from data.annotation_io import load_coco
+from data.annotation_io import image_hw, load_coco, path_in_root
 from data.dataset import BaseDataset
-from data.Human36M.smpl_io import MESH_KEYS, annotated_path, fit_model, h36m_regressor, mesh_topology, smpl_params
-from data.record import CameraParams, Record
+from data.fits import camera_params, fit_model, smpl_params
+from data.Human36M.smpl_io import MESH_KEYS, h36m_regressor, mesh_topology
+from data.record import Record
 
 __all__ = ["PW3D", "SMPL_H36M_REGRESSOR"]
 
@@ -52,7 +53,7 @@ class PW3D(BaseDataset):
     SPLITS: ClassVar[tuple[str, ...]] = ("validation", "test", "train")  # 'train': the body model only
     # The GT SMPL is 3DPW's only 3D label, so the body model's joint targets are its joints (no SMPL-X here: the
     # whole-body family gets masked joint targets either way).
-    JOINTS_FROM_SMPLX: ClassVar[bool] = True
+    JOINTS_FROM_PARAMS: ClassVar[bool] = True
 
     def load_records(self) -> list[Record]:
         """One record per annotation of 3DPW_{split}.json, its SMPL GT and camera in the record."""
@@ -62,21 +63,23 @@ class PW3D(BaseDataset):
             raise ValueError(f"PW3D: split 'train' serves the SMPL body model only (model.arch=pose2pose_body); "
                              f"model.arch={self.cfg.model.arch} reads no 3DPW label: use 'validation' or "
                              "'test'")  # fmt: skip
-        coco = load_coco(path)
+        coco = load_coco(path, image_keys=("file_name", "height", "width", "sequence", "cam_param"),
+                         annotation_keys=("bbox", "smpl_param"))  # fmt: skip
         records = []
         for ann_id in sorted(coco.anns):
             ann = coco.anns[ann_id]
             img = coco.imgs[ann["image_id"]]
-            bbox = process_bbox(np.asarray(ann["bbox"], np.float64), int(img["width"]), int(img["height"]))
+            img_path = path_in_root(self.root / "imageFiles", [img["sequence"], img["file_name"]], path,
+                                    f"image {img['id']}, sequence/file_name")  # fmt: skip
+            bbox = process_bbox(ann["bbox"], img["width"], img["height"])
             if bbox is None:
                 continue
             where = f"{path} [annotation {ann_id}]"
             records.append(Record(
-                img_path=annotated_path(self.root / "imageFiles", [img["sequence"], img["file_name"]], path,
-                                        f"image {ann['image_id']}"),
-                img_hw=(int(img["height"]), int(img["width"])), bbox_xywh_img=bbox,
-                cam=_camera(img.get("cam_param"), f"{path} [image {ann['image_id']}]"),
-                smpl=smpl_params(ann.get("smpl_param"), where),
+                img_path=img_path, img_hw=image_hw(img), bbox_xywh_img=bbox,
+                # the image's intrinsics; no extrinsics: the GT is in the camera frame
+                cam=camera_params(img["cam_param"], f"{path} [image {img['id']}] 'cam_param'"),
+                smpl=smpl_params(ann["smpl_param"], where),
                 is_3D=model == "smpl",  # joint_cam is supervised only where the SMPL GT makes the joint targets
                 info={"ann_id": int(ann_id), "sequence": img["sequence"], "file_name": img["file_name"]},
             ))  # fmt: skip
@@ -147,12 +150,3 @@ class PW3D(BaseDataset):
         else:
             metrics = h36m_joint_metrics(pred, gt_mesh, h36m_regressor(self.body_models, "smplx"), smpl_regressor)
         return {k: [float(v) for v in values] for k, values in metrics.items()}
-
-
-def _camera(cam_param: Any, where: str) -> CameraParams:
-    """The image's intrinsics {focal, princpt} (pixels); no extrinsics: the GT is in the camera frame."""
-    try:
-        return CameraParams(focal=np.asarray(cam_param["focal"], np.float64).reshape(2),
-                            princpt=np.asarray(cam_param["princpt"], np.float64).reshape(2))  # fmt: skip
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{where}: 'cam_param' needs focal and princpt, 2 values each ({err!r})") from None

@@ -162,7 +162,7 @@ class WholeBodyTargets(TargetBuilder):
             joints = transform_joints(xy, cam, valid, img2crop, aug.rot, aug.flip, self.space)
             return {"joint_img": joints.joint_img, "joint_cam": joints.joint_cam, "joint_valid": joints.joint_valid,
                     "joint_trunc": joints.joint_trunc}  # fmt: skip
-        if dataset.JOINTS_FROM_SMPLX:
+        if dataset.JOINTS_FROM_PARAMS:
             return {
                 "joint_img": smplx_t["smplx_joint_img"].copy(),
                 "joint_cam": smplx_t["smplx_joint_cam"].copy(),

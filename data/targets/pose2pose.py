@@ -164,7 +164,7 @@ class PartTargets(TargetBuilder):
                                    img2crop, aug)  # fmt: skip
         if record.joints_xy_img is not None:
             joints = self._dataset_joints(dataset, record, img2crop, aug)
-        elif dataset.JOINTS_FROM_SMPLX:  # the parametric GT is the dataset's only 3D label (AGORA, synthetic)
+        elif dataset.JOINTS_FROM_PARAMS:  # the parametric GT is the dataset's only 3D label (AGORA, synthetic)
             joints = {key: value.copy() for key, value in part.items()}
         else:
             joints = self._transform(np.zeros((num_joints, 2)), np.zeros((num_joints, 3)), np.zeros(num_joints),

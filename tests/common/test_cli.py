@@ -3,8 +3,11 @@
 import argparse
 
 import pytest
+import torch
 
 from common.engine.cli import USAGE_EXIT_CODE, parse_gpu_ids, run_cli
+from common.utils.image_io import ImageReadError
+from data.record import AnnotationError
 
 
 @pytest.mark.parametrize(
@@ -77,3 +80,32 @@ def test_run_cli_passes_success_and_lets_programming_errors_raise() -> None:
     with pytest.raises(KeyError):
         run_cli(bug, [])
     assert run_cli(bug, [], user_errors=(KeyError,)) == USAGE_EXIT_CODE
+
+
+class _FailingDataset(torch.utils.data.Dataset):
+    """Raises the given error for every sample (in a DataLoader worker process)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ImageReadError("/data/img_7.png", "unreadable"), AnnotationError("/data/train.json: image 3: no 'file_name'")],
+)
+def test_an_error_from_a_loader_worker_is_one_line_with_exit_code_2(error: Exception, capsys) -> None:
+    loader = torch.utils.data.DataLoader(_FailingDataset(error), num_workers=1)
+
+    def main(argv: list[str] | None) -> int:
+        next(iter(loader))  # torch re-raises the worker's error with its traceback in the message
+        return 0
+
+    assert run_cli(main, [], prog="train.py") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"train.py: error: {error}", err

@@ -96,7 +96,7 @@ def check_smpl_sample(sample: tuple[dict, dict, dict], shapes: dict[str, tuple[i
     merged = check_sample_contract(sample, shapes)
     assert float(merged["smpl_pose_valid"].sum()) == 22 * 3, "all rotations but SMPL's two hand joints"
     assert float(merged["smpl_shape_valid"]) == 1.0 and merged["smpl_joint_valid"].all() and merged["is_3D"] == 1.0
-    np.testing.assert_array_equal(merged["joint_img"], merged["smpl_joint_img"])  # JOINTS_FROM_SMPLX: the GT's
+    np.testing.assert_array_equal(merged["joint_img"], merged["smpl_joint_img"])  # JOINTS_FROM_PARAMS: the GT's
     np.testing.assert_array_equal(merged["joint_valid"], merged["smpl_joint_valid"])
     return merged
 

@@ -36,7 +36,6 @@ from common.utils.augmentation import NO_AUGMENTATION, AugParams
 from common.utils.metrics import H36M_EVAL_JOINTS, H36M_JOINTS
 from data.dataset import MissingAnnotationError
 from data.Human36M import Human36M
-from data.Human36M.smpl_io import annotated_path, smpl_params
 from data.MPI_INF_3DHP import MPI_INF_3DHP
 from data.MPII import MPII
 from data.MPII.MPII import MPII_JOINTS
@@ -415,29 +414,3 @@ def test_pw3d_image_paths_stay_under_the_root(tmp_path: Path, smpl_models: Path)
     with pytest.raises(ValueError, match="3DPW_test.json") as err:
         PW3D("test", body_cfg(smpl_models, {"PW3D": tmp_path}))
     assert "image 0" in str(err.value) and "'../outside/image_00000.jpg'" in str(err.value)
-
-
-# --- shared parsing ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("parts", [["/etc", "x.jpg"], ["a", "..", "..", "b.jpg"], ["C:\\data", "x.jpg"],
-                                   ["", "x.jpg"], ["a\\..\\..\\b.jpg"]])  # fmt: skip
-def test_annotated_paths_that_leave_the_root_are_refused(parts: list[str], tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"ann\.json: image 3 has the path"):
-        annotated_path(tmp_path, parts, Path("ann.json"), "image 3")
-
-
-def test_annotated_paths_inside_the_root() -> None:
-    base = Path("/data/PW3D")
-    assert annotated_path(base, ["seq", "a.jpg"], Path("f.json"), "image 1") == base / "seq" / "a.jpg"
-    assert annotated_path(base, ["seq\\b.jpg"], Path("f.json"), "image 1") == base / "seq" / "b.jpg"
-
-
-def test_smpl_params_errors_name_the_entry_and_key() -> None:
-    good = {"pose": [0.0] * 72, "shape": [0.0] * 11, "trans": [0.0] * 3, "gender": "F"}
-    params = smpl_params(good, "f.json [1]")
-    assert params.gender == "female" and params.shape.shape == (10,)
-    with pytest.raises(ValueError, match=r"f\.json \[1\]: SMPL 'pose' has 69 values, expected 72"):
-        smpl_params(good | {"pose": [0.0] * 69}, "f.json [1]")
-    with pytest.raises(ValueError, match=r"f\.json \[1\]: the SMPL parameters lack 'trans'"):
-        smpl_params({k: v for k, v in good.items() if k != "trans"}, "f.json [1]")
-    with pytest.raises(ValueError, match="unknown SMPL gender 'x'"):
-        smpl_params(good | {"gender": "x"}, "f.json [1]")

@@ -243,7 +243,7 @@ def test_multiple_datasets_concatenate_and_mix_in_equal_shares() -> None:
 
 def test_build_trainset_mixes_the_3d_and_2d_groups(monkeypatch: pytest.MonkeyPatch) -> None:
     lengths = {"A": 4, "B": 2, "C": 3}
-    monkeypatch.setattr(data, "DATASETS", {name: object for name in lengths})
+    monkeypatch.setattr(data, "DATASETS", data.DATASETS | {name: object for name in lengths})  # known to the config
     monkeypatch.setattr(data, "build_dataset", lambda name, split, cfg: Numbers(name, lengths[name]))
     cfg = load_config(None, ["data.trainset_3d=[A]", "data.trainset_2d=[B,C]"])
     mixed = build_trainset(cfg)
@@ -258,8 +258,7 @@ def test_build_trainset_mixes_the_3d_and_2d_groups(monkeypatch: pytest.MonkeyPat
 def test_unknown_dataset_name_lists_the_known_ones() -> None:
     with pytest.raises(ValueError) as raised:
         build_dataset("H36M", "train", load_config())
-    assert "'H36M'" in str(raised.value) and "AGORA" in str(raised.value)
-    assert set(data.DATASETS) <= {"AGORA", "EHF", "Human36M", "MPII", "MSCOCO", "PW3D", "MPI_INF_3DHP"}
+    assert "'H36M'" in str(raised.value) and all(name in str(raised.value) for name in data.DATASETS)
 
 
 def test_base_evaluate_scores_only_samples_with_a_gt_mesh(toy: ToyDataset) -> None:

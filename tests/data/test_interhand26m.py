@@ -223,5 +223,5 @@ def test_image_paths_may_not_leave_the_root(interhand, tmp_path):
     shutil.copytree(root / "annotations", copy / "annotations")
     data = copy / "annotations" / "val" / "InterHand2.6M_val_data.json"
     data.write_text(data.read_text().replace(f'"Capture0/{SEQ}/cam400002/image00020.jpg"', '"/etc/passwd"'))
-    with pytest.raises(ValueError, match=r"InterHand2\.6M_val_data\.json: image 100 .*'/etc/passwd'"):
+    with pytest.raises(ValueError, match=r"InterHand2\.6M_val_data\.json: image 100, file_name '/etc/passwd'"):
         InterHand26M("val", make_cfg(copy, models))
