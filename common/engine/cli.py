@@ -71,6 +71,8 @@ def user_message(exc: BaseException) -> str:
     last = [line for line in message.splitlines() if line.strip()][-1]
     name, sep, text = last.partition(": ")
     return text if sep and name.replace(".", "").replace("_", "").isalnum() else last
+
+
 USAGE_EXIT_CODE = 2  # what argparse itself returns for a bad argument
 
 
