@@ -91,7 +91,7 @@ def fold_rigid_into_params(
 
 
 def rigid_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(3, 3) R and (3,) t minimising |R source + t - target| (Kabsch; pytorch3d's alignment in Hand4Whole)."""
+    """(3, 3) R and (3,) t minimising |R source + t - target| (Kabsch; Hand4Whole used PyTorch3D's alignment)."""
     solved = procrustes_transform(torch.as_tensor(source, dtype=torch.float64),
                                   torch.as_tensor(target, dtype=torch.float64), with_scale=False)  # fmt: skip
     return solved.rotation.numpy(), solved.translation.numpy()

@@ -72,7 +72,7 @@ _ARRAY_GLOBALS = frozenset(
     + [("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"), ("collections", "OrderedDict")]
     + [("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter")]
 )
-_TORCH_STORAGE = ("torch.storage", "_load_from_bytes")  # torch's own calls torch.load(weights_only=False)
+_TORCH_STORAGE = ("torch.storage", "_load_from_bytes")  # torch's own would unpickle without restriction: replaced
 
 
 def read_scene_table(path: Path, fit_column: str = SMPLX_FIT_COLUMN) -> dict[str, list[Any]]:
