@@ -46,13 +46,20 @@ def _snapshots_by_epoch(model_dir: str | os.PathLike[str]) -> list[tuple[int, Pa
                   if (m := SNAPSHOT_PATTERN.match(p.name)))  # fmt: skip
 
 
-def prune_snapshots(model_dir: str | os.PathLike[str], keep: int) -> list[Path]:
+def prune_snapshots(model_dir: str | os.PathLike[str], keep: int, current_epoch: int | None = None) -> list[Path]:
     """Deletes all but the ``keep`` highest-epoch ``snapshot_<epoch>.pth.tar`` files (keep 0: none deleted).
+
+    Args:
+        model_dir: the snapshot folder.
+        keep: how many to keep.
+        current_epoch: the epoch just written: only snapshots up to it count, so that higher epochs left by an
+            earlier run in the same folder never make the new snapshot the one deleted (they are left alone).
 
     Returns:
         The deleted paths.
     """
-    found = _snapshots_by_epoch(model_dir)
+    found = [(epoch, path) for epoch, path in _snapshots_by_epoch(model_dir)
+             if current_epoch is None or epoch <= current_epoch]  # fmt: skip
     stale = [path for _, path in found[: max(len(found) - keep, 0)]] if keep > 0 else []
     for path in stale:
         path.unlink(missing_ok=True)

@@ -40,7 +40,13 @@ from common.engine.resume import is_training_snapshot, load_weights, read_resume
 from common.engine.run_log import RunPaths, attach_log_file, detach_log_file, open_tensorboard
 from common.engine.schedule import make_scheduler
 from common.engine.seeding import capture_rng_state, restore_rng_state, seed_everything
-from common.engine.snapshot import prune_snapshots, remove_partial_snapshots, snapshot_path, write_snapshot
+from common.engine.snapshot import (
+    latest_snapshot,
+    prune_snapshots,
+    remove_partial_snapshots,
+    snapshot_path,
+    write_snapshot,
+)
 
 __all__ = ["TrainJob", "run_training", "set_train_mode", "to_device", "train_worker"]
 
@@ -159,6 +165,11 @@ class _Trainer:
     def _resume(self) -> tuple[int, dict[str, Any] | None]:
         """(first epoch to train, the training snapshot whose schedule and RNG are still to restore, if any)."""
         if not self.job.resume:
+            leftover = latest_snapshot(self.paths.model_dir)
+            if leftover is not None and self.ctx.is_main:
+                logger.warning("Training from epoch 0 into %s, which holds snapshots of an earlier run (up to %s): "
+                               "they are overwritten epoch by epoch, and --continue would resume from the highest",
+                               self.paths.model_dir, leftover.name)  # fmt: skip
             return 0, None
         point = read_resume_snapshot(self.paths.model_dir, self.job.resume_last_good)
         path, snapshot = point.path, point.snapshot
@@ -322,6 +333,6 @@ class _Trainer:
             write_snapshot(snapshot, path)
             logger.info("Wrote %s", path)
             self._remove_partial_snapshots()
-            for stale in prune_snapshots(self.paths.model_dir, self.cfg.train.keep_snapshots):
+            for stale in prune_snapshots(self.paths.model_dir, self.cfg.train.keep_snapshots, current_epoch=epoch):
                 logger.info("Deleted %s (train.keep_snapshots=%d)", stale, self.cfg.train.keep_snapshots)
         barrier()

@@ -179,6 +179,16 @@ def test_write_snapshot_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "and no temporary file behind"
 
 
+def test_pruning_after_a_new_epoch_never_deletes_it_for_an_earlier_runs_higher_epochs(tmp_path: Path) -> None:
+    for epoch in (8, 9):  # an earlier run's last snapshots, left in the folder
+        write_snapshot({"epoch": epoch, "network": {}}, snapshot_path(tmp_path, epoch))
+    for epoch in (0, 1, 2):  # a new run from epoch 0 into the same folder
+        write_snapshot({"epoch": epoch, "network": {}}, snapshot_path(tmp_path, epoch))
+        prune_snapshots(tmp_path, keep=2, current_epoch=epoch)
+        assert snapshot_path(tmp_path, epoch).is_file(), epoch
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"snapshot_{e}.pth.tar" for e in (1, 2, 8, 9)]
+
+
 def test_prune_snapshots_keeps_the_newest_epochs_and_only_snapshot_files(tmp_path: Path) -> None:
     for epoch in (0, 1, 2, 10):
         write_snapshot({"epoch": epoch, "network": {}}, snapshot_path(tmp_path, epoch))
