@@ -39,23 +39,20 @@ from scipy.spatial.transform import Rotation
 from common.body_models.joint_sets import FLAME_OUTPUT, FLAME_SKELETON, IBUG68_NAMES
 from common.body_models.layers import get_body_models
 from common.utils.atomic_io import write_json_atomic
-from common.utils.render import MeshRenderer, MeshSpec
 
-from .appearance import sample_light, shade
-from .background import sample_background
 from .dataset_writer import _resolve_human_model_path
 from .generator import _torch_threads, _write_png
 from .parts_writer import (
     SKIN_TONES,
+    CropRenderer,
     box_xywh,
     check_request,
-    crop_camera,
+    floats,
     generate_records,
     manifest_matches,
     manifest_path,
     project,
     recentre,
-    render_over,
     translation_to_pixel,
 )
 
@@ -204,12 +201,7 @@ def image_file(index: int) -> str:
     return f"{index:05d}.png"
 
 
-def _floats(values: np.ndarray) -> list[Any]:
-    """float32 values as (nested) lists of Python floats: the written numbers are the float32 ones."""
-    return np.asarray(values, dtype=np.float32).astype(np.float64).tolist()
-
-
-class FFHQGenerator:
+class FFHQGenerator(CropRenderer):
     """Makes and writes face crops, with one renderer and one FLAME layer reused for all.
 
     Args:
@@ -221,21 +213,11 @@ class FFHQGenerator:
     def __init__(self, human_model_path: str | os.PathLike[str], seed: int, out_dir: str | Path):
         self.seed, self.out_dir = seed, Path(out_dir)
         self.layer = get_body_models(human_model_path).flame()
-        self.faces = np.asarray(self.layer.faces, dtype=np.int64)
+        super().__init__(self.layer.faces, IMAGE_HW)
         rest = {k: np.zeros(n) for k, n in (("root_pose", 3), ("jaw_pose", 3), ("shape", 10), ("expr", 10),
                                             ("trans", 3))}  # fmt: skip
         rest_vertices, rest_joints = flame_forward(self.layer, rest)
         self.regions = face_regions(rest_vertices, rest_joints, self.layer.lbs_weights.numpy())
-        self.renderer = MeshRenderer(IMAGE_HW[1], IMAGE_HW[0])
-
-    def close(self) -> None:
-        self.renderer.close()
-
-    def __enter__(self) -> FFHQGenerator:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
     def render(self, index: int) -> tuple[FaceCrop, np.ndarray, np.ndarray]:
         """Draws and renders crop ``index`` without writing it.
@@ -246,11 +228,8 @@ class FFHQGenerator:
         rng = np.random.default_rng([self.seed, STREAM_ID, 0, index])
         with _torch_threads(1):
             face = sample_face_crop(rng, self.layer)
-        colours = shade(sample_face_albedo(rng, self.regions), face.vertices, self.faces, sample_light(rng))
-        camera = crop_camera(face.focal, face.princpt)
-        background = sample_background(rng, IMAGE_HW, camera)
-        mesh = MeshSpec(face.vertices, self.faces, vertex_colors=colours)
-        image, mask = render_over(self.renderer, mesh, camera, background)
+        image, mask = self.render_mesh(rng, face.vertices, sample_face_albedo(rng, self.regions), face.focal,
+                                       face.princpt)  # fmt: skip
         return face, image, mask
 
     def generate(self, index: int) -> dict[str, Any]:
@@ -263,13 +242,13 @@ class FFHQGenerator:
         bbox = box_xywh(project(face.vertices, face.focal, face.princpt), IMAGE_HW)
         image = {"id": index, "file_name": file_name, "width": IMAGE_HW[1], "height": IMAGE_HW[0]}
         annotation = {
-            "id": index, "image_id": index, "bbox": bbox, "keypoints": _floats(keypoints_px.reshape(-1)),
+            "id": index, "image_id": index, "bbox": bbox, "keypoints": floats(keypoints_px.reshape(-1)),
             "keypoints_valid": inside.astype(np.float64).tolist(), "category_id": 1, "iscrowd": 0,
             "area": bbox[2] * bbox[3],
         }  # fmt: skip
         flame_param = {
-            "flame_param": {"root_pose": _floats(face.root_pose), "jaw_pose": _floats(face.jaw_pose),
-                            "shape": _floats(face.shape), "expr": _floats(face.expr), "trans": _floats(face.trans)},
+            "flame_param": {"root_pose": floats(face.root_pose), "jaw_pose": floats(face.jaw_pose),
+                            "shape": floats(face.shape), "expr": floats(face.expr), "trans": floats(face.trans)},
             "cam_param": {"focal": list(face.focal), "princpt": list(face.princpt)},
         }  # fmt: skip
         return {"image": image, "annotation": annotation, "flame_param": flame_param}

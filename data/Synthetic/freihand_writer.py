@@ -42,23 +42,20 @@ from smplx.vertex_ids import vertex_ids
 from common.body_models.joint_sets import HAND_21, MANO_JOINTS
 from common.body_models.layers import get_body_models
 from common.utils.atomic_io import write_json_atomic
-from common.utils.render import MeshRenderer, MeshSpec
 
-from .appearance import sample_light, shade
-from .background import sample_background
 from .dataset_writer import _resolve_human_model_path
 from .generator import _torch_threads
 from .hand_poses import sample_hand_pose
 from .parts_writer import (
+    CropRenderer,
     box_xywh,
     check_request,
-    crop_camera,
+    floats,
     generate_records,
     manifest_matches,
     manifest_path,
     project,
     recentre,
-    render_over,
     skin_albedo,
     translation_to_pixel,
     write_jpeg,
@@ -184,12 +181,7 @@ def rootnet_box(bbox_xywh: list[float]) -> list[float]:
     return [float(v) for v in np.array([x + w / 2 - side / 2, y + h / 2 - side / 2, side, side], dtype=np.float32)]
 
 
-def _floats(values: np.ndarray) -> list[Any]:
-    """float32 values as (nested) lists of Python floats: the written numbers are the float32 ones."""
-    return np.asarray(values, dtype=np.float32).astype(np.float64).tolist()
-
-
-class FreiHANDGenerator:
+class FreiHANDGenerator(CropRenderer):
     """Makes and writes the crops of one split, with one renderer and one MANO layer reused for all.
 
     Args:
@@ -204,18 +196,8 @@ class FreiHANDGenerator:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split, self.seed, self.out_dir = split, seed, Path(out_dir)
         self.layer = get_body_models(human_model_path).mano("right")
-        self.faces = np.asarray(self.layer.faces, dtype=np.int64)
+        super().__init__(self.layer.faces, IMAGE_HW)
         self.segments = self.layer.lbs_weights.numpy().argmax(axis=1)  # (778,) dominant joint: palm, finger bones
-        self.renderer = MeshRenderer(IMAGE_HW[1], IMAGE_HW[0])
-
-    def close(self) -> None:
-        self.renderer.close()
-
-    def __enter__(self) -> FreiHANDGenerator:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
     def render(self, index: int) -> tuple[HandCrop, np.ndarray, np.ndarray]:
         """Draws and renders crop ``index`` without writing it.
@@ -231,11 +213,7 @@ class FreiHANDGenerator:
             albedo = np.repeat(rng.uniform(0.05, 1.0, (1, 3)), len(self.segments), axis=0).astype(np.float32)
         else:
             albedo = skin_albedo(rng, self.segments, count)
-        colours = shade(albedo, hand.vertices, self.faces, sample_light(rng))
-        camera = crop_camera(hand.focal, hand.princpt)
-        background = sample_background(rng, IMAGE_HW, camera)
-        mesh = MeshSpec(hand.vertices, self.faces, vertex_colors=colours)
-        image, mask = render_over(self.renderer, mesh, camera, background)
+        image, mask = self.render_mesh(rng, hand.vertices, albedo, hand.focal, hand.princpt)
         return hand, image, mask
 
     def generate(self, index: int) -> dict[str, Any]:
@@ -247,14 +225,14 @@ class FreiHANDGenerator:
         middle_1, middle_2 = HAND_21.index("Middle_1"), HAND_21.index("Middle_2")
         data = {
             "cam_param": {"focal": list(hand.focal), "princpt": list(hand.princpt)},
-            "mano_param": {"pose": _floats(hand.pose), "shape": _floats(hand.shape), "trans": _floats(hand.trans)},
-            "joint_3d": _floats(hand.joints),
+            "mano_param": {"pose": floats(hand.pose), "shape": floats(hand.shape), "trans": floats(hand.trans)},
+            "joint_3d": floats(hand.joints),
             "scale": float(np.linalg.norm(hand.joints[middle_1] - hand.joints[middle_2])),
         }
         image = {"id": index, "file_name": file_name, "width": IMAGE_HW[1], "height": IMAGE_HW[0], "db_idx": index}
         annotation = {"id": index, "image_id": index, "bbox": bbox, "category_id": 1, "iscrowd": 0,
                       "area": bbox[2] * bbox[3]}  # fmt: skip
-        rootnet = {"image_id": index, "bbox": rootnet_box(bbox), "root_cam": _floats(hand.joints[0])}
+        rootnet = {"image_id": index, "bbox": rootnet_box(bbox), "root_cam": floats(hand.joints[0])}
         return {"image": image, "annotation": annotation, "data": data, "rootnet": rootnet}
 
 

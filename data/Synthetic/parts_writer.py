@@ -28,6 +28,8 @@ from tqdm import tqdm
 from common.utils.atomic_io import write_bytes_atomic
 from common.utils.render import MeshRenderer, MeshSpec
 
+from .appearance import sample_light, shade
+from .background import sample_background
 from .camera import Camera
 
 # (R, G, B) in [0, 1], light to dark; a crop draws one and jitters it.
@@ -214,3 +216,46 @@ def check_request(num_images: int, seed: int, workers: int) -> None:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
+
+
+def floats(values: np.ndarray) -> list[Any]:
+    """float32 values as (nested) lists of Python floats: the written numbers are the float32 ones."""
+    return np.asarray(values, dtype=np.float32).astype(np.float64).tolist()
+
+
+class CropRenderer:
+    """What the part-crop generators share: one offscreen renderer reused for every crop, the layer's triangles,
+    and the shading, camera and background of a crop (drawn from the crop's generator, in this order, so that a
+    crop stays a pure function of its seed).
+
+    Args:
+        faces: (F, 3) triangles of the part's layer.
+        image_hw: (H, W) of the crops, pixels.
+    """
+
+    def __init__(self, faces: np.ndarray, image_hw: tuple[int, int]) -> None:
+        self.faces, self.image_hw = np.asarray(faces, dtype=np.int64), image_hw
+        self.renderer = MeshRenderer(image_hw[1], image_hw[0])
+
+    def render_mesh(
+        self,
+        rng: np.random.Generator,
+        vertices: np.ndarray,
+        albedo: np.ndarray,
+        focal: tuple[float, float],
+        princpt: tuple[float, float],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The (H, W, 3) uint8 RGB crop and (H, W) bool mask of a camera-frame mesh (metres) with (V, 3) albedo."""
+        colours = shade(albedo, vertices, self.faces, sample_light(rng))
+        camera = crop_camera(focal, princpt)
+        background = sample_background(rng, self.image_hw, camera)
+        return render_over(self.renderer, MeshSpec(vertices, self.faces, vertex_colors=colours), camera, background)
+
+    def close(self) -> None:
+        self.renderer.close()
+
+    def __enter__(self) -> CropRenderer:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
