@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,14 +45,12 @@ from .parts_writer import (
     SKIN_TONES,
     CropRenderer,
     box_xywh,
-    check_request,
     floats,
-    generate_records,
     manifest_matches,
-    manifest_path,
     project,
     recentre,
     translation_to_pixel,
+    write_crop_dataset,
 )
 
 IMAGE_HW = (256, 256)
@@ -281,21 +278,17 @@ def make_ffhq(
     Returns:
         The manifest's settings plus images, seconds and images_per_s.
     """
-    check_request(num_images, seed, workers)
     out_dir, model_path = Path(out_dir), _resolve_human_model_path(human_model_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path(out_dir, MANIFEST_NAME).unlink(missing_ok=True)  # the old dataset is no longer complete
-    start = time.perf_counter()
+
+    def write_files(records: list[dict[str, Any]]) -> None:
+        coco = {"images": [r["image"] for r in records], "annotations": [r["annotation"] for r in records],
+                "categories": CATEGORIES}  # fmt: skip
+        write_json_atomic(out_dir / ANNOTATION_FILE, coco)
+        write_json_atomic(out_dir / PARAM_FILE, {str(r["annotation"]["id"]): r["flame_param"] for r in records})
+
     factory = functools.partial(FFHQGenerator, model_path, seed, out_dir)
-    records = generate_records(factory, num_images, workers, "FFHQ", progress)
-    coco = {"images": [r["image"] for r in records], "annotations": [r["annotation"] for r in records],
-            "categories": CATEGORIES}  # fmt: skip
-    write_json_atomic(out_dir / ANNOTATION_FILE, coco)
-    write_json_atomic(out_dir / PARAM_FILE, {str(r["annotation"]["id"]): r["flame_param"] for r in records})
-    seconds = time.perf_counter() - start
-    settings = _settings(num_images, seed, model_path)
-    write_json_atomic(manifest_path(out_dir, MANIFEST_NAME), settings)
-    return {**settings, "images": num_images, "seconds": seconds, "images_per_s": num_images / max(seconds, 1e-9)}
+    return write_crop_dataset(out_dir, MANIFEST_NAME, _settings(num_images, seed, model_path), factory, workers,
+                              "FFHQ", progress, write_files)  # fmt: skip
 
 
 def ensure_ffhq(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,15 +48,13 @@ from .hand_poses import sample_hand_pose
 from .parts_writer import (
     CropRenderer,
     box_xywh,
-    check_request,
     floats,
-    generate_records,
     manifest_matches,
-    manifest_path,
     project,
     recentre,
     skin_albedo,
     translation_to_pixel,
+    write_crop_dataset,
     write_jpeg,
 )
 
@@ -271,23 +268,19 @@ def make_freihand(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    check_request(num_images, seed, workers)
     out_dir, model_path = Path(out_dir), _resolve_human_model_path(human_model_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path(out_dir, f"freihand_{split}").unlink(missing_ok=True)  # the old split is no longer complete
-    start = time.perf_counter()
+
+    def write_files(records: list[dict[str, Any]]) -> None:
+        coco = {"images": [r["image"] for r in records], "annotations": [r["annotation"] for r in records],
+                "categories": CATEGORIES}  # fmt: skip
+        write_json_atomic(out_dir / coco_file(split), coco)
+        write_json_atomic(out_dir / data_file(split), {str(r["image"]["db_idx"]): r["data"] for r in records})
+        if split == "eval":
+            write_json_atomic(out_dir / ROOTNET_FILE, [r["rootnet"] for r in records])
+
     factory = functools.partial(FreiHANDGenerator, model_path, split, seed, out_dir)
-    records = generate_records(factory, num_images, workers, f"FreiHAND {split}", progress)
-    coco = {"images": [r["image"] for r in records], "annotations": [r["annotation"] for r in records],
-            "categories": CATEGORIES}  # fmt: skip
-    write_json_atomic(out_dir / coco_file(split), coco)
-    write_json_atomic(out_dir / data_file(split), {str(r["image"]["db_idx"]): r["data"] for r in records})
-    if split == "eval":
-        write_json_atomic(out_dir / ROOTNET_FILE, [r["rootnet"] for r in records])
-    seconds = time.perf_counter() - start
-    settings = _settings(split, num_images, seed, model_path)
-    write_json_atomic(manifest_path(out_dir, f"freihand_{split}"), settings)
-    return {**settings, "images": num_images, "seconds": seconds, "images_per_s": num_images / max(seconds, 1e-9)}
+    return write_crop_dataset(out_dir, f"freihand_{split}", _settings(split, num_images, seed, model_path), factory,
+                              workers, f"FreiHAND {split}", progress, write_files)  # fmt: skip
 
 
 def ensure_freihand(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import util
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common.utils.atomic_io import write_bytes_atomic
+from common.utils.atomic_io import write_bytes_atomic, write_json_atomic
 from common.utils.render import MeshRenderer, MeshSpec
 
 from .appearance import sample_light, shade
@@ -216,6 +217,43 @@ def check_request(num_images: int, seed: int, workers: int) -> None:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
+
+
+def write_crop_dataset(
+    out_dir: Path,
+    manifest_name: str,
+    settings: dict[str, Any],
+    factory: Callable[[], CropGenerator],
+    workers: int,
+    label: str,
+    progress: bool,
+    write_files: Callable[[list[dict[str, Any]]], None],
+) -> dict[str, Any]:
+    """Makes ``settings['num_images']`` crops and writes a dataset: the manifest is removed first and written last,
+    so that it exists only beside complete files.
+
+    Args:
+        out_dir: the dataset folder (created).
+        manifest_name: the manifest's name (`manifest_path`).
+        settings: what decides the bytes (num_images, seed, ...), stored as the manifest.
+        factory: makes a generator per process (`generate_records`).
+        workers: processes, >= 1.
+        label: the progress bar's text.
+        progress: show a progress bar.
+        write_files: writes the annotation files from the records, in index order.
+
+    Returns:
+        The settings plus images, seconds and images_per_s.
+    """
+    check_request(settings["num_images"], settings["seed"], workers)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path(out_dir, manifest_name).unlink(missing_ok=True)  # the old dataset is no longer complete
+    start = time.perf_counter()
+    write_files(generate_records(factory, settings["num_images"], workers, label, progress))
+    seconds = time.perf_counter() - start
+    write_json_atomic(manifest_path(out_dir, manifest_name), settings)
+    count = settings["num_images"]
+    return {**settings, "images": count, "seconds": seconds, "images_per_s": count / max(seconds, 1e-9)}
 
 
 def floats(values: np.ndarray) -> list[Any]:
