@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor
@@ -219,3 +220,31 @@ def test_body_joint_set_is_pose2poses() -> None:
     assert BODY_JOINTS.names[:3] == ("Pelvis", "L_Hip", "R_Hip") and BODY_JOINTS.names[14] == "L_Index_1"
     assert BODY_JOINTS.names[22:27] == ("Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear")
     assert len(BODY_JOINTS.flip_pairs) == 15  # every L_/R_ joint has its partner
+
+
+@pytest.mark.parametrize("part", ["body", "hand", "face"])
+def test_training_picture_draws_the_part_mesh_over_its_crops(part: str, make_part_cfg: Callable[..., Config]) -> None:
+    """The family's picture hook renders the test-mode mesh it names, with the part's triangles and camera: a stub
+    model puts the part's rest mesh at the depth where it fills 80% of the crop, in front of the camera."""
+    from main.model import get_family, mesh_picture
+
+    cfg = make_part_cfg(part)
+    view = get_family(cfg).mesh_view(cfg)
+    template = get_model(cfg, "test").layer.v_template.double()  # (V, 3) rest mesh, metres
+    template = template - template.mean(0)
+    height, width = cfg.model.input_img_shape
+    depth = cfg.model.focal[0] * float((template.max(0).values - template.min(0).values)[:2].max()) / (0.8 * width)
+    mesh = (template + torch.tensor([0.0, 0.0, depth], dtype=torch.float64)).float()
+
+    def stub_model(inputs: dict, mode: str) -> dict:
+        return {view.mesh_key: mesh.expand(len(inputs["img"]), -1, -1)}
+
+    picture = mesh_picture(cfg)
+    try:
+        grid = picture.draw(stub_model, {"img": torch.zeros(2, 3, height, width)})  # black crops
+    finally:
+        picture.close()
+    assert grid is not None and grid.dtype == np.uint8 and grid.shape[0] >= height and grid.shape[1] >= 2 * width
+    pixels = grid.reshape(-1, 3)
+    drawn = ~np.all(pixels == 0, axis=1) & ~np.all(pixels == 255, axis=1)  # neither a black crop nor the white frame
+    assert drawn.mean() > 0.05
