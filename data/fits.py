@@ -50,9 +50,12 @@ _SMPLX_SIZES = {"root_pose": 3, "body_pose": 63, "lhand_pose": 45, "rhand_pose":
 _PARTS = {"lhand": ("lhand_pose",), "rhand": ("rhand_pose",), "face": ("jaw_pose", "expr")}
 
 
-def fit_model(targets: Any) -> str:
+def fit_model(targets: Any) -> str | None:
     """The body model whose fits a family reads: 'smpl' where its target builder's ``prefix`` is 'smpl' (the Pose2Pose
-    body model), else 'smplx' (Hand4Whole)."""
+    body model), None where the builder reads no fits (it declares ``fits = None``, or ``prefix = 'none'``: a skeleton
+    family such as Integral regression, for which the datasets need no NeuralAnnot file), else 'smplx' (Hand4Whole)."""
+    if getattr(targets, "fits", "") is None or getattr(targets, "prefix", None) == "none":
+        return None
     return "smpl" if getattr(targets, "prefix", None) == "smpl" else "smplx"
 
 

@@ -36,7 +36,7 @@ CONFIG_DIR: Path = Path(__file__).resolve().parent / "configs"
 RESNET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
 # The model families (`model.arch`), as main/model.py's FAMILIES and data/targets' TARGETS name them; a test keeps
 # the three in step (docs/extending.md: adding a family).
-ARCHS: tuple[str, ...] = ("hand4whole", "pose2pose_body", "pose2pose_hand", "pose2pose_face")
+ARCHS: tuple[str, ...] = ("hand4whole", "pose2pose_body", "pose2pose_hand", "pose2pose_face", "integral")
 # Top-level fields holding paths; load_config makes them absolute (see common/paths.py for why).
 PATH_KEYS: tuple[str, ...] = ("human_model_path", "data_dir", "output_dir")
 
@@ -134,6 +134,8 @@ class ModelConfig:
     # 'pose2pose_body' (SMPL), 'pose2pose_hand' (right-hand MANO), 'pose2pose_face' (FLAME), whose network input is
     # input_img_shape itself (no resize, no crops), whose heatmap is output_hm_shape and whose camera is
     # focal/princpt/camera_3d_size in input pixels; main/configs/pose2pose_{body,hand,face}.yaml hold their values.
+    # 'integral' (Integral Human Pose Regression, main/integral_model.py): 3D joints from an output_hm_shape volume
+    # over input_img_shape, depth and box spanning body_3d_size metres (main/configs/integral_h36m.yaml).
     arch: str = "hand4whole"
     # In 'train' mode project detached 3D joints, so that the 2D loss trains only the camera: what Hand4Whole does
     # when it trains on AGORA alone (main/configs/agora_finetune.yaml sets it).
@@ -177,6 +179,16 @@ class ModelConfig:
                 self.output_hm_shape[1:] == feature_hw, "model.output_hm_shape",
                 f"(D, {feature_hw[0]}, {feature_hw[1]}): the stride-32 features of model.input_img_shape "
                 f"{self.input_img_shape} for model.arch={self.arch} (see main/configs/{self.arch}.yaml)",
+                self.output_hm_shape,
+            )  # fmt: skip
+        if self.arch == "integral":
+            # Integral's volume is its stride-32 features upsampled 8x by three stride-2 deconvolutions (64x64 for a
+            # 256x256 crop); its depth D is free (the head's J * D channels).
+            volume_hw = tuple(8 * math.ceil(size / 32) for size in self.input_img_shape)
+            _require(
+                self.output_hm_shape[1:] == volume_hw, "model.output_hm_shape",
+                f"(D, {volume_hw[0]}, {volume_hw[1]}): 8x the stride-32 features of model.input_img_shape "
+                f"{self.input_img_shape} for model.arch=integral (see main/configs/integral_h36m.yaml)",
                 self.output_hm_shape,
             )  # fmt: skip
 

@@ -6,6 +6,7 @@
 | pose2pose_body   | main/pose2pose_model.py, SMPL                | pose2pose.py (body)         |
 | pose2pose_hand   | main/pose2pose_model.py, right-hand MANO     | pose2pose.py (hand)         |
 | pose2pose_face   | main/pose2pose_model.py, FLAME               | pose2pose.py (face)         |
+| integral         | main/integral_model.py (3D skeleton, 18 j.)  | integral.py                 |
 
 A family's hooks are a `main.family.Family`; docs/extending.md says how to add one.
 """
@@ -22,6 +23,7 @@ from common.engine.visualize import MeshPicture
 from main.config import Config
 from main.family import Family, MeshView
 from main.hand4whole_model import MODES, WholeBodyModel, get_wholebody_model
+from main.integral_model import get_integral_model, skeleton_picture
 from main.pose2pose_model import get_part_model
 
 __all__ = ["FAMILIES", "MODES", "WholeBodyModel", "get_family", "get_model", "mesh_picture"]
@@ -79,6 +81,10 @@ FAMILIES: dict[str, Family] = {
     "pose2pose_face": Family(
         "pose2pose_face", "Pose2Pose face-only: RGB face crop -> FLAME", get_part_model, mesh_picture, _part_view,
         default_configs=("pose2pose_face",),
+    ),
+    "integral": Family(
+        "integral", "Integral regression: RGB person crop -> 3D skeleton (Human3.6M 17 + Thorax) by soft-argmax",
+        get_integral_model, skeleton_picture, None, default_configs=("integral_h36m",),
     ),
 }  # fmt: skip
 """Model families by `model.arch`."""

@@ -1,13 +1,17 @@
-"""Write a synthetic dataset in AGORA's layout (SMPL-X people), FreiHAND's (MANO hands) or FFHQ's (FLAME faces).
+"""Write a synthetic dataset in AGORA's layout (SMPL-X people), FreiHAND's (MANO hands), FFHQ's (FLAME faces) or
+the upstream Integral Human3.6M layout (SMPL-X people seen by 4 calibrated cameras).
 
-    python tool/make_synthetic_dataset.py --out DIR --num-images N [--format agora|freihand|ffhq]
+    python tool/make_synthetic_dataset.py --out DIR --num-images N [--format agora|freihand|ffhq|h36m]
         [--split train|validation (agora), train|eval (freihand)] [--seed S] [--workers W]
-        [--human-model-path DIR] [--contact-sheet PNG (agora)]
+        [--human-model-path DIR] [--contact-sheet PNG (agora)] [--subjects 1,5,9,11 --actions 2,14 (h36m)]
 
 then train or test on it with the config override ``data.dataset_roots={AGORA: DIR}`` (agora; DIR is AGORA's data
 folder). For freihand and ffhq, DIR is the dataset's own folder (FreiHAND/, FFHQ/) and the annotations go to
-DIR/data, as Hand4Whole's tree has them. The body models default to the synthetic stand-in (generated on first
-use); ``--human-model-path`` selects another human_model_files tree, e.g. the licensed files.
+DIR/data, as Hand4Whole's tree has them. For h36m, DIR is the Human3.6M folder: one folder per (subject, action,
+subaction 1, camera 1-4) goes to DIR/data/s_XX_act_XX_subact_XX_ca_XX/ with N frames each (``--num-images`` counts
+the frames of one folder) and its h36m_meta.mat (data/Synthetic/h36m_writer.py documents the keys and conventions).
+The body models default to the synthetic stand-in (generated on first use); ``--human-model-path`` selects another
+human_model_files tree, e.g. the licensed files.
 """
 
 from __future__ import annotations
@@ -21,14 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from common.engine.cli import UsageError, run_cli
 from data.Synthetic import freihand_writer as freihand
-from data.Synthetic import make_dataset, make_ffhq, make_freihand
+from data.Synthetic import h36m_writer as h36m
+from data.Synthetic import make_dataset, make_ffhq, make_freihand, make_h36m
 from data.Synthetic.annotations import SPLITS, annotation_file
 from data.Synthetic.contact_sheet import contact_sheet
 
 CONTACT_SHEET_IMAGES = 12
-FORMATS = ("agora", "freihand", "ffhq")
-FORMAT_SPLITS = {"agora": SPLITS, "freihand": freihand.SPLITS, "ffhq": ("train",)}  # FFHQ has one split
-MODEL_FOLDER = {"agora": "smplx", "freihand": "mano", "ffhq": "flame"}  # the tree's folder each format poses with
+FORMATS = ("agora", "freihand", "ffhq", "h36m")
+# FFHQ has one split; Human3.6M's splits are sets of subjects (--subjects)
+FORMAT_SPLITS = {"agora": SPLITS, "freihand": freihand.SPLITS, "ffhq": ("train",), "h36m": ("train",)}
+MODEL_FOLDER = {"agora": "smplx", "freihand": "mano", "ffhq": "flame", "h36m": "smplx"}  # the folder each poses with
+H36M_SUBJECTS = (1, 5, 9, 11)
+H36M_ACTIONS = (2, 14)  # Directions, Walking
 
 
 def write_synthetic_dataset(
@@ -40,6 +48,8 @@ def write_synthetic_dataset(
     human_model_path: Path | None = None,
     contact_sheet_png: Path | None = None,
     data_format: str = "agora",
+    subjects: tuple[int, ...] = H36M_SUBJECTS,
+    actions: tuple[int, ...] = H36M_ACTIONS,
 ) -> dict:
     """``data.Synthetic``'s writer of ``data_format`` with checked arguments, and optionally a contact sheet.
 
@@ -47,7 +57,8 @@ def write_synthetic_dataset(
         UsageError: for a bad argument (its message names it).
 
     Returns:
-        The summary of ``make_dataset``, ``make_freihand`` or ``make_ffhq``.
+        The summary of ``make_dataset``, ``make_freihand``, ``make_ffhq`` or ``make_h36m`` (``subjects`` and
+        ``actions`` are h36m's; ``num_images`` is then the frame count of each sequence folder).
     """
     _check_arguments(out, num_images, split, seed, workers, human_model_path, data_format)
     if contact_sheet_png is not None and data_format != "agora":
@@ -56,6 +67,9 @@ def write_synthetic_dataset(
         return make_freihand(out, num_images, split, seed, workers, human_model_path)
     if data_format == "ffhq":
         return make_ffhq(out, num_images, seed, workers, human_model_path)
+    if data_format == "h36m":
+        _check_h36m(subjects, actions)
+        return make_h36m(out, subjects, actions, num_images, seed, workers, human_model_path)
     summary = make_dataset(out, split, num_images, seed, workers, human_model_path)
     if contact_sheet_png is not None:
         contact_sheet(out, split, min(CONTACT_SHEET_IMAGES, num_images), contact_sheet_png)
@@ -82,14 +96,33 @@ def _check_arguments(
         raise UsageError(f"--out {out} exists and is not a folder")
 
 
+def _check_h36m(subjects: tuple[int, ...], actions: tuple[int, ...]) -> None:
+    for flag, values, known in (("--subjects", subjects, h36m.SUBJECTS), ("--actions", actions, h36m.ACTION_NAMES)):
+        if not values or not set(values) <= set(known) or len(set(values)) != len(values):
+            raise UsageError(f"{flag} must be distinct values of {', '.join(map(str, known))}, got {values}")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """'1,5,9' -> (1, 5, 9)."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _report(args: argparse.Namespace, summary: dict) -> str:
     """The one-line summary printed after a run."""
-    workers = min(args.workers, args.num_images)
+    workers = min(args.workers, summary.get("folders", args.num_images))
     speed = f"in {summary['seconds']:.1f} s: {summary['images_per_s']:.2f} images/s with {workers} worker(s)"
     if args.format == "agora":
         return (
             f"wrote {summary['images']} images, {summary['people']} people ({summary['valid']} valid) to {args.out} "
             f"({annotation_file(args.split)}) {speed}"
+        )
+    if args.format == "h36m":
+        return (
+            f"wrote {summary['folders']} sequence folders, {summary['images']} frames in the upstream Human3.6M "
+            f"layout to {args.out / 'data'} {speed}"
         )
     what = f"{args.split} hand crops" if args.format == "freihand" else "face crops"
     return f"wrote {summary['images']} {what} in {args.format}'s layout to {args.out / 'data'} {speed}"
@@ -98,21 +131,26 @@ def _report(args: argparse.Namespace, summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="the dataset folder to write (see the docstring)")
-    parser.add_argument("--num-images", type=int, required=True, help="number of images (or crops)")
+    parser.add_argument("--num-images", type=int, required=True, help="number of images (or crops; h36m: frames "
+                        "per sequence folder)")  # fmt: skip
     parser.add_argument("--format", choices=FORMATS, default="agora", help="the layout to write (default: agora)")
     splits = sorted({s for format_splits in FORMAT_SPLITS.values() for s in format_splits})
     parser.add_argument("--split", choices=splits, default="train", help="agora: train|validation, freihand: "
-                        "train|eval, ffhq: train (default: train)")  # fmt: skip
+                        "train|eval, ffhq and h36m: train (default: train)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="generating processes")
     parser.add_argument("--human-model-path", type=Path, help="human_model_files tree (default: synthetic stand-in)")
     parser.add_argument(
         "--contact-sheet", type=Path, help=f"agora: also write a PNG of {CONTACT_SHEET_IMAGES} annotated images"
     )
+    parser.add_argument("--subjects", type=_int_list, default=H36M_SUBJECTS, help="h36m: comma-separated subject "
+                        "numbers (default: 1,5,9,11)")  # fmt: skip
+    parser.add_argument("--actions", type=_int_list, default=H36M_ACTIONS, help="h36m: comma-separated action "
+                        "numbers, 2 (Directions) .. 16 (WalkTogether) (default: 2,14)")  # fmt: skip
     args = parser.parse_args(argv)
     summary = write_synthetic_dataset(
         args.out, args.num_images, args.split, args.seed, args.workers, args.human_model_path, args.contact_sheet,
-        args.format,
+        args.format, args.subjects, args.actions,
     )  # fmt: skip
     print(_report(args, summary))
     if args.contact_sheet is not None:

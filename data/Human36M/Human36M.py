@@ -15,7 +15,12 @@ Layout under the data root (cfg.data.dataset_roots['Human36M'] or <data_dir>/Hum
 Protocol (HMR, SPIN, Hand4Whole): train on subjects 1, 5, 6, 7, 8 every 5th frame, all cameras; test on
 subjects 9 and 11 every 64th frame, camera 4 only; MPJPE and PA-MPJPE on the 14 H36M evaluation joints,
 pelvis-relative, regressed from the predicted mesh (SMPL-X or SMPL, each with its own H36M regressor) against the
-dataset's GT joints.
+dataset's GT joints. A family that reads no fits (`data.fits.fit_model` is None) needs no NeuralAnnot file.
+
+The upstream Integral-regression layout (``data/s_XX_act_XX_subact_XX_ca_XX/h36m_meta.mat`` and the frames, see
+data/Human36M/upstream.py) is read instead where the root holds it (`LAYOUT`): 18 joints (the 17 + Thorax), all
+cameras, every 5th frame for training and every 64th for testing, subjects by `PROTOCOL`
+(#1: train S1, S5, S6, S7, S8, S9, test S11; #2: train S1, S5, S6, S7, S8, test S9, S11; Sun et al.'s numbering).
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from common.utils.metrics import H36M_JOINTS, h36m_joint_metrics
 from data.annotation_io import image_hw, load_coco, nested_entry, path_in_root, read_table
 from data.dataset import BaseDataset
 from data.fits import calibrated_frame_fields, camera_params, fit_model
+from data.Human36M import upstream
 from data.Human36M.smpl_io import MESH_KEYS, h36m_regressor, mesh_topology
-from data.record import Record
+from data.record import AnnotationError, Record
 
 logger = logging.getLogger(__name__)
 
@@ -58,22 +64,60 @@ class Human36M(BaseDataset):
     FRAME_STEP: ClassVar[Mapping[str, int]] = {"train": 5, "test": 64}
     TEST_CAMERA: ClassVar[int] = 4  # the frontal camera HMR and SPIN evaluate on
     FIT_FILES: ClassVar[Mapping[str, str]] = {"smplx": "SMPLX_NeuralAnnot", "smpl": "SMPL_NeuralAnnot"}
-    """The fits each body model reads (`smpl_io.fit_model`): annotations/Human36M_subject{S}_<name>.json."""
+    """The fits each body model reads (`data.fits.fit_model`): annotations/Human36M_subject{S}_<name>.json."""
+    LAYOUT: ClassVar[str] = "auto"
+    """'json' (Hand4Whole's release), 'upstream' (data/s_*/h36m_meta.mat) or 'auto': upstream where the root holds
+    such a folder, else json."""
+    PROTOCOL: ClassVar[int] = 2
+    """The upstream layout's split (Sun et al.'s numbering): 1 trains on S9 too and tests on S11 only (PA-MPJPE),
+    2 tests on S9 and S11 (MPJPE)."""
+    UPSTREAM_SUBJECTS: ClassVar[Mapping[int, Mapping[str, tuple[int, ...]]]] = {
+        1: {"train": (1, 5, 6, 7, 8, 9), "test": (11,)},
+        2: {"train": (1, 5, 6, 7, 8), "test": (9, 11)},
+    }
+
+    @property
+    def layout(self) -> str:
+        """The layout read: 'json' or 'upstream' (`LAYOUT`, 'auto' decided by what the root holds)."""
+        if self.LAYOUT not in ("auto", "json", "upstream"):
+            raise ValueError(f"Human36M.LAYOUT must be 'auto', 'json' or 'upstream', not {self.LAYOUT!r}")
+        if self.LAYOUT != "auto":
+            return self.LAYOUT
+        return "upstream" if upstream.has_upstream_layout(self.root) else "json"
 
     def load_records(self) -> list[Record]:
-        """Records of the split's subjects, sub-sampled in time (and camera 4 only at test)."""
+        """Records of the split's subjects, sub-sampled in time (and camera 4 only at test in the json layout)."""
+        if self.layout == "upstream":
+            return self._upstream_records()
         records: list[Record] = []
         for subject in self.SUBJECTS[self.split]:
             records += self._subject_records(subject)
         return records
 
+    def _upstream_records(self) -> list[Record]:
+        if self.PROTOCOL not in self.UPSTREAM_SUBJECTS:
+            raise ValueError(f"Human36M.PROTOCOL must be one of {sorted(self.UPSTREAM_SUBJECTS)}, not {self.PROTOCOL}")
+        # this layout's records hold 18 joints: the 17 and Thorax (the target builders read the names per instance)
+        self.JOINT_NAMES = upstream.UPSTREAM_JOINTS  # type: ignore[misc]
+        subjects = self.UPSTREAM_SUBJECTS[self.PROTOCOL][self.split]
+        if not upstream.list_videos(self.root, subjects):
+            raise AnnotationError(f"{self.root / upstream.DATA_SUBDIR}: no video folder with an {upstream.META_FILE} "
+                                  f"for subjects {list(subjects)} (split {self.split!r}, "
+                                  f"protocol #{self.PROTOCOL})")  # fmt: skip
+        return upstream.upstream_records(self.root, subjects, self.FRAME_STEP[self.split],
+                                         aspect_ratio=self.space.aspect_ratio)  # fmt: skip
+
     def _subject_records(self, subject: int) -> list[Record]:
         model = fit_model(self.targets)
-        parts = {"data": "data", "camera": "camera", "joint_3d": "joint_3d", "fits": self.FIT_FILES[model]}
+        parts = {"data": "data", "camera": "camera", "joint_3d": "joint_3d"}
+        if model is not None:
+            parts["fits"] = self.FIT_FILES[model]
         paths = {key: self.annotation_file(f"annotations/Human36M_subject{subject}_{name}.json")
                  for key, name in parts.items()}  # fmt: skip
         coco = load_coco(paths["data"], image_keys=_IMAGE_KEYS, annotation_keys=("bbox",))
-        tables = {p: read_table(paths[p], "id") for p in ("camera", "joint_3d", "fits")}
+        tables = {p: read_table(paths[p], "id") for p in parts if p != "data"}
+        if model is None:  # a family that reads no fits: the frames carry none
+            tables["fits"], paths["fits"] = {}, paths["joint_3d"]
         records, unfitted = [], 0
         for ann_id in sorted(coco.anns):
             ann = coco.anns[ann_id]
@@ -90,8 +134,8 @@ class Human36M(BaseDataset):
             cam = camera_params(nested_entry(tables["camera"], (str(cam_idx),), paths["camera"]),
                                 f"{paths['camera']} [{cam_idx}]", focal="f", princpt="c", rotation="R",
                                 translation="t", translation_unit_m=1 / _MM)  # fmt: skip
-            fields = calibrated_frame_fields(cam, key, tables, paths, len(self.JOINT_NAMES), model)
-            unfitted += model not in fields
+            fields = calibrated_frame_fields(cam, key, tables, paths, len(self.JOINT_NAMES), model or "smplx")
+            unfitted += model is not None and model not in fields
             records.append(Record(
                 img_path=img_path, img_hw=image_hw(img), bbox_xywh_img=bbox, **fields,
                 info={"ann_id": int(ann_id), "subject": subject, "action": key[0], "subaction": key[1], "frame": frame,
@@ -99,7 +143,7 @@ class Human36M(BaseDataset):
             ))  # fmt: skip
         if unfitted:
             logger.info("Human36M subject %d: %d samples without a %s fit (their targets are masked)", subject,
-                        unfitted, model.upper())  # fmt: skip
+                        unfitted, str(model).upper())  # fmt: skip
         return records
 
     def evaluate(self, outs: Sequence[Mapping[str, np.ndarray]], indices: Sequence[int]) -> dict[str, list[float]]:
@@ -107,7 +151,8 @@ class Human36M(BaseDataset):
 
         The mesh is the body model's 'smpl_mesh_cam' (SMPL, regressed with smpl/J_regressor_h36m_smpl.npy, as the
         reference's Pose2Pose branch) or the whole-body 'smplx_mesh_cam' (SMPL-X, with the SMPL-X H36M regressor);
-        the config's family decides when an output holds both.
+        the config's family decides when an output holds both. A family that reads no fits (`data.fits.fit_model`
+        None) is evaluated by its target builder instead (`BaseDataset.evaluate`).
 
         Args:
             outs: per sample, the model's test output with 'smpl_mesh_cam' (6890, 3) or 'smplx_mesh_cam' (V, 3)
@@ -120,6 +165,8 @@ class Human36M(BaseDataset):
         Raises:
             MissingBodyModelFileError: SMPL predictions and no smpl/J_regressor_h36m_smpl.npy (the message names it).
         """
+        if fit_model(self.targets) is None:  # a skeleton family (no body model): its target builder evaluates
+            return super().evaluate(outs, indices)
         if len(outs) != len(indices):
             raise ValueError(f"Human36M.evaluate: {len(outs)} outputs for {len(indices)} indices")
         if not outs:

@@ -3,13 +3,17 @@
 Layout under the data root (``cfg.data.dataset_roots['MPII']``, default ``<data_dir>/MPII/data``, as Hand4Whole)::
 
     annotations/train.json                        COCO format, 16 keypoints per person
+    annotations/test.json                         the same, optional: read with train.json by a family that reads
+                                                  no fits (`data.fits.fit_model` None, e.g. Integral regression,
+                                                  which trains on all MPII persons), never needed
     annotations/MPII_train_SMPLX_NeuralAnnot.json str(annotation id) -> SMPL-X fit (Hand4Whole)
     annotations/MPII_train_SMPL_NeuralAnnot.json  str(annotation id) -> {'smpl_param': {pose, shape, trans},
                                                   'cam_param': {focal, princpt}}, read instead for the Pose2Pose
                                                   body model (`FIT_FILES`)
     <file_name>                                   the image, relative to the root (e.g. images/015601864.jpg)
 
-One record per person annotation that is not a crowd and has a labelled keypoint. No hand or face boxes.
+One record per person annotation that is not a crowd and has a labelled keypoint. No hand or face boxes. A family
+that reads no fits needs no NeuralAnnot file.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ MPII_JOINTS: tuple[str, ...] = (
 )  # fmt: skip
 """MPII's 16 keypoints in file order (Thorax and Head_top have no supervision joint and are dropped)."""
 ANNOTATION_FILE = "train.json"
+EXTRA_ANNOTATION_FILES: tuple[str, ...] = ("test.json",)
+"""Read too, where present, when the family reads no fits (the NeuralAnnot fits cover train.json only)."""
 FIT_FILES: Mapping[str, str] = {
     "smplx": "MPII_train_SMPLX_NeuralAnnot.json",
     "smpl": "MPII_train_SMPL_NeuralAnnot.json",
@@ -56,12 +62,23 @@ class MPII(BaseDataset):
     SMPLX_INVALID_JOINTS = ("L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel")
 
     def load_records(self) -> list[Record]:
-        """One record per usable person annotation of train.json."""
+        """One record per usable person annotation of train.json (and test.json where present for a family that
+        reads no fits)."""
         model = fit_model(self.targets)
+        if model is None:
+            records = self._coco_records(self.annotation_file(Path("annotations") / ANNOTATION_FILE), None, {}, "")
+            for name in EXTRA_ANNOTATION_FILES:
+                if (self.root / "annotations" / name).is_file():
+                    records += self._coco_records(self.annotation_file(Path("annotations") / name), None, {}, "")
+            return records
         coco_path = self.annotation_file(Path("annotations") / ANNOTATION_FILE)
         fits_path = self.annotation_file(Path("annotations") / FIT_FILES[model])
+        return self._coco_records(coco_path, model, read_table(fits_path), str(fits_path))
+
+    def _coco_records(self, coco_path: Path, model: str | None, fits: Mapping[str, Any], fits_name: str
+                      ) -> list[Record]:  # fmt: skip
+        """The records of one COCO file, with their ``model`` fits from ``fits`` (none when ``model`` is None)."""
         db = load_coco(coco_path, image_keys=("file_name", "height", "width"), annotation_keys=("bbox", "keypoints"))
-        fits: Mapping[str, Any] = read_table(fits_path)
         records = []
         for ann_id, ann in db.anns.items():
             if ann.get("iscrowd", 0):
@@ -75,10 +92,10 @@ class MPII(BaseDataset):
                 continue
             record = Record(img_path=img_path, img_hw=img_hw, bbox_xywh_img=bbox, joints_xy_img=xy,
                             joints_valid=valid, is_3D=False,
-                            info={"ann_id": ann_id, "image_id": ann["image_id"]})  # fmt: skip
+                            info={"ann_id": ann_id, "image_id": ann["image_id"], "file": coco_path.name})  # fmt: skip
             entry = fits.get(str(ann_id))
-            if entry is not None:
-                params, record.cam = neural_annot_fit(entry, model, f"{fits_path} [{str(ann_id)!r}]")
+            if model is not None and entry is not None:
+                params, record.cam = neural_annot_fit(entry, model, f"{fits_name} [{str(ann_id)!r}]")
                 setattr(record, model, params)
             records.append(record)
         return records

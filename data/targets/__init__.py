@@ -2,7 +2,8 @@
 
 The shared per-sample pipeline (data/dataset.py: records, image reading, crop, augmentation, seeding) hands each
 cropped record to the builder of the config's family, which makes that family's inputs, targets and masks, written
-once: data/targets/hand4whole.py documents Hand4Whole's contract, data/targets/pose2pose.py the part models'.
+once: data/targets/hand4whole.py documents Hand4Whole's contract, data/targets/pose2pose.py the part models',
+data/targets/integral.py Integral's.
 A family's name here equals its name in main/model.py's FAMILIES (a test keeps the two in step).
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 from common.body_models.layers import BodyModels
 from data.targets.base import EvalExtra, TargetBuilder
 from data.targets.hand4whole import WholeBodyTargets
+from data.targets.integral import IntegralTargets
 from data.targets.pose2pose import BodyTargets, FaceTargets, HandTargets
 
 __all__ = ["TARGETS", "EvalExtra", "TargetBuilder", "make_targets"]
@@ -22,6 +24,7 @@ TARGETS: dict[str, type[TargetBuilder]] = {
     "pose2pose_body": BodyTargets,
     "pose2pose_hand": HandTargets,
     "pose2pose_face": FaceTargets,
+    "integral": IntegralTargets,
 }
 """Target builders by `model.arch`."""
 

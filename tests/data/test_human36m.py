@@ -161,3 +161,25 @@ def test_missing_annotation_file_and_missing_image_name_the_file(h36m, tmp_path)
     ds.records[0].img_path = root / "images" / "absent.png"
     with pytest.raises(ImageReadError, match="absent.png"):
         ds[0]
+
+
+def test_json_layout_without_the_fits_file_for_a_family_that_reads_none(h36m, tmp_path):
+    import shutil
+
+    from data.targets import make_targets
+
+    root, cfg, facts = h36m
+    copy = tmp_path / "h36m_no_fits"
+    shutil.copytree(root, copy)
+    for fits_file in copy.glob("annotations/*_NeuralAnnot.json"):
+        fits_file.unlink()
+    cfg_copy = make_cfg(cfg.human_model_path, {"Human36M": copy})
+    with pytest.raises(MissingAnnotationError, match="SMPLX_NeuralAnnot"):
+        Human36M("train", cfg_copy)  # Hand4Whole reads the fits
+    targets = make_targets(cfg_copy, get_body_models(cfg.human_model_path))
+    targets.fits = None  # a skeleton family's target builder
+    ds = Human36M("train", cfg_copy, targets=targets)
+    assert ds.layout == "json" and ds.JOINT_NAMES == H36M_JOINTS
+    assert [(r.info["subject"], r.info["frame"]) for r in ds.records] == [(1, 0), (1, 5), (1, 10)]
+    assert all(r.smplx is None and r.smpl is None for r in ds.records)
+    np.testing.assert_allclose(ds.records[0].joints_cam, facts[(1, 0, 1)]["joints_cam"], atol=1e-9)

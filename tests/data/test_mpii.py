@@ -154,3 +154,27 @@ def test_missing_files_and_unknown_split(tmp_path: Path, synthetic_body_model_di
     assert Path(err.value.filename) == root / "annotations" / "MPII_train_SMPLX_NeuralAnnot.json"
     with pytest.raises(ValueError, match="unknown split 'test'"):
         MPII("test", cfg)
+
+
+def test_no_fits_file_needed_for_a_family_that_reads_none_and_test_json_read_too(
+    tmp_path: Path, synthetic_body_model_dir: Path, fit: dict[str, Any]
+) -> None:
+    from data.targets import make_targets
+
+    cfg = make_cfg(synthetic_body_model_dir, {}, f"data_dir={tmp_path}")
+    root = tmp_path / "MPII" / "data"
+    write_mpii_fixture(root, fit, with_fit_file=False)
+    targets = make_targets(cfg, get_body_models(synthetic_body_model_dir))
+    targets.fits = None  # a skeleton family's target builder (data.fits.fit_model -> None)
+    ds = MPII("train", cfg, targets=targets)
+    assert [r.info["ann_id"] for r in ds.records] == [11, 12]
+    assert all(r.smplx is None and r.cam is None for r in ds.records)
+    # test.json, where present, adds its persons
+    test_ann = mpii_ann(21, PLACED, image_id=8)
+    image = {"id": 8, "file_name": "images/000000001.png", "height": IMG_HW[0], "width": IMG_HW[1]}
+    write_json(root / "annotations" / "test.json", empty_coco() | {"images": [image], "annotations": [test_ann]})
+    write_image(root / image["file_name"])
+    ds = MPII("train", cfg, targets=targets)
+    assert [(r.info["file"], r.info["ann_id"]) for r in ds.records] == [("train.json", 11), ("train.json", 12),
+                                                                         ("test.json", 21)]  # fmt: skip
+    assert ds.records[2].img_path == root / "images" / "000000001.png"
