@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,7 +50,6 @@ import torch
 
 from common.body_models.joint_sets import HAND_21
 from common.body_models.part_joints import PART_JOINTS, gather_part_joints
-from common.utils.atomic_io import write_atomic
 from common.utils.augmentation import process_bbox, sanitize_bbox
 from common.utils.hand_metrics import freihand_metrics, write_freihand_pred
 from data.annotation_io import (
@@ -67,6 +65,7 @@ from data.annotation_io import (
 )
 from data.dataset import BaseDataset
 from data.fits import camera_params, mano_params
+from data.prediction_parts import load_parts, save_part
 from data.record import AnnotationError, MissingAnnotationError, Record
 
 __all__ = ["FREIHAND_JOINTS", "FreiHAND", "derive_mano_translation"]
@@ -124,12 +123,6 @@ def _fit_aspect(bbox_xywh: np.ndarray, aspect_ratio: float) -> np.ndarray:
     cx, cy = x + w / 2.0, y + h / 2.0
     w, h = max(w, h * aspect_ratio), max(h, w / aspect_ratio)
     return np.array([cx - w / 2.0, cy - h / 2.0, w, h], dtype=np.float32)
-
-
-def _save_part(path: Path, joints_m: np.ndarray, verts_m: np.ndarray) -> None:
-    """One sample's prediction as an .npz (arrays only), written atomically: `report` may read it from another
-    process."""
-    write_atomic(path, lambda file: np.savez(file, joints_m=joints_m, verts_m=verts_m))
 
 
 class FreiHAND(BaseDataset):
@@ -286,7 +279,7 @@ class FreiHAND(BaseDataset):
         pred_joints, pred_verts, gt_joints, gt_verts = [], [], [], []
         for out, index in zip(outs, indices, strict=True):
             joints, verts = self.prediction_joints(out)
-            _save_part(parts_dir / f"{int(index)}.npz", joints, verts)
+            save_part(parts_dir, int(index), joints_m=joints, verts_m=verts)
             record = self.records[int(index)]
             if float(np.asarray(out.get("mano_mesh_valid", 0.0))) > 0 and record.joints_cam is not None:
                 pred_joints.append(joints)
@@ -318,19 +311,8 @@ class FreiHAND(BaseDataset):
         Returns:
             The pred.json path, or None when some sample has no saved prediction (a warning says how many).
         """
-        parts_dir = self.result_dir(output_dir) / PRED_PARTS
-        paths = [parts_dir / f"{index}.npz" for index in range(len(self))]
-        missing = [path for path in paths if not path.is_file()]
-        if missing:
-            logger.warning("%s: no pred.json: %d of %d samples have no saved prediction in %s (e.g. %s)", self.NAME,
-                           len(missing), len(paths), parts_dir, missing[0].name)  # fmt: skip
-            shutil.rmtree(parts_dir, ignore_errors=True)
+        parts = load_parts(self.result_dir(output_dir) / PRED_PARTS, len(self), self.NAME)
+        if parts is None:
             return None
-        joints, verts = [], []
-        for path in paths:
-            with np.load(path) as part:  # allow_pickle stays False: arrays only
-                joints.append(part["joints_m"])
-                verts.append(part["verts_m"])
-        pred_path = write_freihand_pred(self.result_dir(output_dir) / "pred.json", np.stack(joints), np.stack(verts))
-        shutil.rmtree(parts_dir)
+        pred_path = write_freihand_pred(self.result_dir(output_dir) / "pred.json", parts["joints_m"], parts["verts_m"])
         return pred_path

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from data.annotation_io import image_hw, load_coco, nested_entry, path_in_root, 
 from data.dataset import BaseDataset
 from data.fits import calibrated_frame_fields, camera_params, fit_model
 from data.Human36M import upstream
+from data.Human36M.protocol_report import save_protocol_parts, write_protocol_report
 from data.Human36M.smpl_io import MESH_KEYS, h36m_regressor, mesh_topology
 from data.record import AnnotationError, Record
 
@@ -166,6 +168,8 @@ class Human36M(BaseDataset):
             MissingBodyModelFileError: SMPL predictions and no smpl/J_regressor_h36m_smpl.npy (the message names it).
         """
         if fit_model(self.targets) is None:  # a skeleton family (no body model): its target builder evaluates
+            if self.layout == "upstream":  # the records know subject and action: per-action tables in `report`
+                save_protocol_parts(self, outs, indices)
             return super().evaluate(outs, indices)
         if len(outs) != len(indices):
             raise ValueError(f"Human36M.evaluate: {len(outs)} outputs for {len(indices)} indices")
@@ -178,3 +182,11 @@ class Human36M(BaseDataset):
         metrics = h36m_joint_metrics(pred, gt_joints, h36m_regressor(self.body_models, topology),
                                      np.eye(len(H36M_JOINTS)))  # fmt: skip
         return {k: [float(v) for v in metrics[k]] for k in ("mpjpe", "pa_mpjpe")}
+
+    def report(self, eval_result: Mapping[str, Sequence[float]], output_dir: Any) -> tuple[str, Path]:
+        """The metrics table and metrics.json; for a skeleton family on the upstream layout, also the 15-action
+        Protocol #1 / #2 tables and upstream's result files in result/Human36M/ (data/Human36M/protocol_report.py)."""
+        table, path = super().report(eval_result, output_dir)
+        skeleton_on_upstream = fit_model(self.targets) is None and self.layout == "upstream"
+        tables = write_protocol_report(self, output_dir) if skeleton_on_upstream else None
+        return (table if tables is None else f"{table}\n{tables}"), path

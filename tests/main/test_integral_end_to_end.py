@@ -11,6 +11,7 @@ import pytest
 import scipy.io
 
 from common.engine.cli import run_cli
+from common.utils.h36m_protocols import parse_action_tables, read_kpt_file
 from data import build_dataset
 from main.config import ConfigError, load_config
 from main.test import main as evaluate_main
@@ -63,6 +64,16 @@ def test_integral_trains_and_tests_through_the_commands(h36m_root: Path, synthet
     assert (tmp_path / "model_dump" / "snapshot_0.pth.tar").is_file()
     assert run_cli(evaluate_main, ["--gpu", "0", "--cfg", "integral_h36m", "--test_epoch", "0", *overrides],
                    user_errors=(ConfigError,)) == 0  # fmt: skip
-    metrics = json.loads((tmp_path / "result" / "Human36M" / "metrics.json").read_text())
+    result = tmp_path / "result" / "Human36M"
+    metrics = json.loads((result / "metrics.json").read_text())
     assert metrics["samples"]["mpjpe_17j"] == 4  # S9's frame 0 from 4 cameras
     assert 0.0 < metrics["metrics"]["pa_mpjpe_17j"] <= metrics["metrics"]["mpjpe_17j"]
+    # Protocol #2's per-action table (S9 only here: no S11, so no Protocol #1 column) and upstream's result files,
+    # whose numbers give the printed average again
+    tables = parse_action_tables((result / "eval_result.txt").read_text())
+    assert list(tables) == ["P2_MPJPE_S9"]
+    pred, gt = read_kpt_file(result / "pred_3d_kpt.txt"), read_kpt_file(result / "gt_3d_kpt.txt")
+    assert pred.shape == gt.shape == (4, 18, 3)
+    errors_mm = np.linalg.norm(pred[:, :17] - gt[:, :17], axis=-1).mean()
+    assert tables["P2_MPJPE_S9"]["Avg(frames)"] == pytest.approx(errors_mm, abs=0.01)
+    assert tables["P2_MPJPE_S9"]["Directions"] == pytest.approx(errors_mm, abs=0.01)  # the one action written
