@@ -336,9 +336,13 @@ class TestConfig:
     __test__ = False  # not a pytest test class, despite its name (not a field: it has no annotation)
 
     test_batch_size: int = 64  # per GPU process
+    # Flip test of the skeleton family (integral): the prediction averaged with the mirrored prediction of the
+    # mirrored crop, as upstream (on by default there); the mesh families do not read it.
+    flip_test: bool = True
 
     def __post_init__(self) -> None:
         _check_int("test.test_batch_size", self.test_batch_size, 1)
+        _require(isinstance(self.flip_test, bool), "test.flip_test", "true or false", self.flip_test)
 
 
 @dataclass

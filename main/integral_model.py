@@ -110,9 +110,14 @@ class IntegralModel(nn.Module):
         joint_weight: the loss weight (`cfg.loss.weights.joint_img`).
     """
 
-    def __init__(self, model_cfg: Any, joint_weight: float = 1.0) -> None:
+    def __init__(self, model_cfg: Any, joint_weight: float = 1.0, flip_test: bool = False) -> None:
         super().__init__()
+        self.flip_test = flip_test
         self.hm_dhw = tuple(int(v) for v in model_cfg.output_hm_shape)
+        # The crop's pixel flip u' = W_px - 1 - u in heatmap units (x_hm = u * W_hm / W_px, as the targets map):
+        # x' = (W_px - 1) * W_hm / W_px - x.
+        self.mirror_x_hm = (model_cfg.input_img_shape[1] - 1) * self.hm_dhw[2] / model_cfg.input_img_shape[1]
+        self.register_buffer("flip_perm", torch.from_numpy(INTEGRAL_JOINTS.flip_permutation().copy()), persistent=False)
         self.box_m = float(model_cfg.body_3d_size)
         self.normalize_image = bool(model_cfg.normalize_image)
         self.joint_weight = float(joint_weight)
@@ -148,7 +153,14 @@ class IntegralModel(nn.Module):
             loss = integral_l1(joint_img, targets["joint_img"].to(joint_img.dtype),
                                meta_info["joint_vis"].to(joint_img.dtype), meta_info["is_3D"])  # fmt: skip
             return {"joint_img": loss * self.joint_weight}
+        if self.flip_test:
+            joint_img = (joint_img + self.mirrored(self.predict(inputs["img"].flip(-1)))) / 2.0
         return {"joint_img": joint_img, "joint_cam": heatmap_to_joint_cam(joint_img, self.hm_dhw, self.box_m)}
+
+    def mirrored(self, joint_img: Tensor) -> Tensor:
+        """(B, J, 3) heatmap coordinates of a mirrored crop -> those of the crop itself: x mirrored, sides swapped."""
+        x = self.mirror_x_hm - joint_img[..., :1]
+        return torch.cat((x, joint_img[..., 1:]), dim=-1)[:, self.flip_perm]
 
 
 def get_integral_model(cfg: Any, mode: str) -> IntegralModel:
@@ -160,7 +172,7 @@ def get_integral_model(cfg: Any, mode: str) -> IntegralModel:
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; accepted: {MODES}")
-    model = IntegralModel(cfg.model, cfg.loss.weights.joint_img)
+    model = IntegralModel(cfg.model, cfg.loss.weights.joint_img, flip_test=cfg.test.flip_test)
     if mode == "train":
         model.head.apply(init_head_weights)
         if cfg.model.backbone_weights:

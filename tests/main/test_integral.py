@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -205,3 +206,26 @@ def test_evaluate_root_aligned_on_17_joints() -> None:
                                   {"joint_cam": pred, "joint_cam_target": gt, "is_3D": np.float32(0.0)}])  # fmt: skip
     assert len(out["mpjpe_17j"]) == 1
     assert out["mpjpe_17j"][0] == pytest.approx(0.0, abs=1e-9) and out["pa_mpjpe_17j"][0] == pytest.approx(0, abs=1e-6)
+
+
+def test_flip_test_averages_the_prediction_and_the_mirrored_prediction_of_the_mirrored_crop(
+    synthetic_body_model_dir: Path,
+) -> None:
+    from main.model import get_model
+
+    small = ["model.resnet_type=18", "model.input_img_shape=[64,64]", "model.output_hm_shape=[16,16,16]"]
+    cfg = load_config("integral_h36m", [f"human_model_path={synthetic_body_model_dir}", *small])
+    assert cfg.test.flip_test  # upstream's default
+    torch.manual_seed(0)
+    model = get_model(cfg, "train").eval()
+    img = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        flipped_test = model({"img": img}, mode="test")["joint_img"]
+        plain, of_mirror = model.predict(img), model.predict(img.flip(-1))
+    # independently: the crop's pixel flip u' = 63 - u is x' = 63 * 16 / 64 - x in heatmap units; L_ <-> R_ by name
+    names = list(INTEGRAL_JOINTS.names)
+    swap = [names.index(n.replace("L_", "R_", 1) if n.startswith("L_") else n.replace("R_", "L_", 1)) for n in names]
+    mirrored = of_mirror[:, swap].clone()
+    mirrored[..., 0] = 63 * 16 / 64 - mirrored[..., 0]
+    torch.testing.assert_close(flipped_test, (plain + mirrored) / 2)
+    assert not torch.allclose(flipped_test, plain)  # the flip changes the prediction of an untrained network
