@@ -1,6 +1,6 @@
 """The whole job on the embedded default, no licensed files needed: data, training, testing and the demo.
 
-    python tool/quickstart.py [--family hand4whole|pose2pose_body|pose2pose_hand|pose2pose_face]
+    python tool/quickstart.py [--family hand4whole|pose2pose_body|pose2pose_hand|pose2pose_face|integral]
         [--train-images N] [--val-images N] [--workers N] [--gpu IDS] [key=value ...]
 
 1. the synthetic SMPL-X/SMPL/MANO/FLAME stand-in (output/body_models_synthetic/), if absent;
@@ -8,7 +8,8 @@
    model, FreiHAND's for the hand model, FFHQ's for the face model), if absent or made with other settings;
 3. training with the family's config (main/configs/synthetic{,_body,_hand,_face}.yaml; python main/train.py);
 4. testing the last snapshot on the held-out set (python main/test.py; <output_dir>/result/);
-5. the demo on a held-out image with its annotated box (python demo/demo.py; <output_dir>/vis/demo/);
+5. the demo on a held-out image with its annotated box (python demo/demo.py; <output_dir>/vis/demo/), for the mesh
+   families;
 then it prints where each output is. Trailing key=value overrides go to training and testing (e.g.
 train.end_epoch=2 for a shorter run). Each step runs the user-facing command as a new process, so the quickstart
 exercises exactly what a user types.
@@ -91,20 +92,23 @@ def main(argv: list[str] | None = None) -> int:
          *test_overrides],
     )  # fmt: skip
     demo_out = Path(cfg.output_dir) / "vis" / "demo"
-    demo_gpu = ["--gpu", args.gpu.replace("-", ",").split(",")[0]] if args.gpu else []
-    timings["demo"] = _run_step(
-        "demo",
-        [python, str(REPO_ROOT / "demo" / "demo.py"), *demo_gpu, "--img", str(run.demo_image),
-         "--bbox", ",".join(f"{v:.1f}" for v in run.demo_bbox), "--ckpt", str(snapshot), "--out", str(demo_out),
-         *run.demo_args],
-    )  # fmt: skip
-    _print_summary(cfg.output_dir, cfg.data.testset, run.data_roots, snapshot, demo_out, timings,
+    if run.demo_image is not None:
+        demo_gpu = ["--gpu", args.gpu.replace("-", ",").split(",")[0]] if args.gpu else []
+        timings["demo"] = _run_step(
+            "demo",
+            [python, str(REPO_ROOT / "demo" / "demo.py"), *demo_gpu, "--img", str(run.demo_image),
+             "--bbox", ",".join(f"{v:.1f}" for v in run.demo_bbox), "--ckpt", str(snapshot), "--out", str(demo_out),
+             *run.demo_args],
+        )  # fmt: skip
+    _print_summary(cfg.output_dir, cfg.data.testset, run.data_roots, snapshot,
+                   demo_out if run.demo_image is not None else None, timings,
                    time.perf_counter() - start)  # fmt: skip
     return 0
 
 
 def _print_summary(
-    output_dir: str, testset: str, data_roots: list[Path], snapshot: Path, demo_out: Path, timings: dict[str, float],
+    output_dir: str, testset: str, data_roots: list[Path], snapshot: Path, demo_out: Path | None,
+    timings: dict[str, float],
     total_s: float,
 ) -> None:  # fmt: skip
     output = Path(output_dir)
@@ -116,10 +120,13 @@ def _print_summary(
         ("last snapshot", snapshot),
         ("training log, TensorBoard", output / "log"),  # tensorboard --logdir output/log/tensorboard
         ("metrics (json)", ", ".join(str(m) for m in metrics) or output / "result" / testset),
-        ("demo overlay", demo_out / "render_original_img.jpg"),
-        ("demo crop overlay, side view", demo_out / "render_cropped_img.jpg"),
-        ("demo mesh (and the parameters' json)", demo_out / "output.obj"),
     ]
+    if demo_out is not None:
+        rows += [
+            ("demo overlay", demo_out / "render_original_img.jpg"),
+            ("demo crop overlay, side view", demo_out / "render_cropped_img.jpg"),
+            ("demo mesh (and the parameters' json)", demo_out / "output.obj"),
+        ]
     for name, where in rows:
         print(f"  {name:30s} {where}")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.engine.cli import UsageError
 from common.paths import REPO_ROOT
-from data.Synthetic import ensure_dataset, ensure_ffhq, ensure_freihand
+from data.Synthetic import ensure_dataset, ensure_ffhq, ensure_freihand, ensure_h36m
 from data.Synthetic.annotations import SCALE_TO_4K, annotation_file
 
 __all__ = ["FAMILY_RUNS", "FamilyRun", "demo_person"]
@@ -34,7 +34,8 @@ class FamilyRun:
         data_roots: the synthetic sets written, for the summary.
         train_overrides: key=value for training (dataset roots, the stand-in).
         test_overrides: key=value for testing (the held-out set).
-        demo_image: a held-out image; demo_bbox: its person (hand, face) box, xywh pixels.
+        demo_image: a held-out image, or None for a family the demo does not draw (no mesh); demo_bbox: its person
+            (hand, face) box, xywh pixels.
         demo_args: further demo arguments.
     """
 
@@ -42,7 +43,7 @@ class FamilyRun:
     data_roots: list[Path]
     train_overrides: list[str]
     test_overrides: list[str]
-    demo_image: Path
+    demo_image: Path | None
     demo_bbox: list[float]
     demo_args: list[str] = field(default_factory=list)
 
@@ -122,10 +123,22 @@ def prepare_pose2pose_face(body_models: Path, train: int, val: int, workers: int
                      bbox)  # fmt: skip
 
 
+def prepare_integral(body_models: Path, train: int, val: int, workers: int) -> FamilyRun:
+    """Sequences of S1, S5 (training) and S9, S11 (testing, Protocol #2) from 4 cameras; ``train`` frames per
+    sequence (every 5th trains, every 64th tests, as upstream); ``val`` is unused (the subjects split the set)."""
+    root = DATA_DIR / "SyntheticH36M"
+    print(f"synthetic Human3.6M-layout set ({train} frames per sequence, {workers} workers) ...", flush=True)
+    ensure_h36m(root, subjects=(1, 5, 9, 11), actions=(2, 14), frames_per_sequence=train, seed=SEED, workers=workers,
+                human_model_path=body_models)  # fmt: skip
+    roots = [f"human_model_path={body_models}", f"data.dataset_roots={{Human36M: {root}}}"]
+    return FamilyRun(CONFIG_DIR / "synthetic_integral.yaml", [root], roots, roots, None, [])  # the demo draws meshes
+
+
 FAMILY_RUNS: dict[str, tuple[Callable[[Path, int, int, int], FamilyRun], int, int]] = {
     "hand4whole": (prepare_hand4whole, 240, 40),
     "pose2pose_body": (prepare_pose2pose_body, 240, 40),
     "pose2pose_hand": (prepare_pose2pose_hand, 400, 50),
     "pose2pose_face": (prepare_pose2pose_face, 300, 40),
+    "integral": (prepare_integral, 50, 0),
 }
 """`model.arch` -> (prepare, default training images, default held-out images)."""

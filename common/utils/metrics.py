@@ -56,6 +56,7 @@ METRIC_LABELS: dict[str, str] = {
     "pa_mpjpe_body": "PA-MPJPE (Body)", "pa_mpjpe_hand": "PA-MPJPE (Hands)",
     "mpjpe": "MPJPE (14 H36M joints)", "pa_mpjpe": "PA-MPJPE (14 H36M joints)",
     "mpvpe": "MPVPE", "pa_mpvpe": "PA-MPVPE",
+    "mpjpe_17j": "MPJPE (17 H36M joints)", "pa_mpjpe_17j": "PA-MPJPE (17 H36M joints, with scale)",
     "f5_mesh": "F@5mm (mesh)", "f15_mesh": "F@15mm (mesh)", "f5_joint": "F@5mm (joints)",
     "f15_joint": "F@15mm (joints)", "auc_mesh": "AUC 0-50mm (mesh)", "auc_joint": "AUC 0-50mm (joints)",
 }  # fmt: skip

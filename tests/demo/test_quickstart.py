@@ -36,6 +36,15 @@ def test_synthetic_config_uses_the_stand_in_the_agora_loader_and_a_consistent_sm
     assert (m.resnet_type, m.hand_resnet_type, m.face_resnet_type) == (18, 18, 18)
 
 
+def test_integral_quickstart_config_is_the_family_on_the_synthetic_h36m_layout(synthetic_body_model_dir: Path) -> None:
+    cfg = load_config(CONFIG_DIR / "synthetic_integral.yaml")
+    assert cfg.model.arch == "integral" and "integral" in FAMILY_RUNS
+    assert Path(cfg.human_model_path) == synthetic_body_model_dir
+    assert resolve_repo_path(cfg.data.dataset_roots["Human36M"]) == DATA_DIR / "SyntheticH36M"
+    h, w = cfg.model.input_img_shape
+    assert cfg.model.output_hm_shape[1:] == (h // STRIDE * 8, w // STRIDE * 8)  # three stride-2 deconvolutions
+
+
 @pytest.mark.parametrize("family", ["pose2pose_body", "pose2pose_hand", "pose2pose_face"])
 def test_part_quickstart_configs_select_their_family_on_the_stand_in(
     family: str, synthetic_body_model_dir: Path
