@@ -25,6 +25,7 @@ from common.utils.atomic_io import write_json_atomic
 
 from . import annotations as agora
 from .generator import GeneratorOptions, ImageGenerator, ImageRecords, people_summary
+from .parts_writer import check_request
 from .smpl_variant import smpl_document
 
 MANIFEST_VERSION = 1  # bump when a change of the generator changes what a seed produces
@@ -132,12 +133,7 @@ def make_dataset(
     """
     if split not in agora.SPLITS:
         raise ValueError(f"split must be one of {agora.SPLITS}, got {split!r}")
-    if num_images < 1:
-        raise ValueError(f"num_images must be at least 1, got {num_images}")
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+    check_request(num_images, seed, workers)
     out_dir = Path(out_dir)
     model_path = _resolve_human_model_path(human_model_path)
     options = GeneratorOptions(split=split, seed=seed)

@@ -61,7 +61,7 @@ from .body_poses import sample_body_pose
 from .camera import Camera, look_at
 from .dataset_writer import _resolve_human_model_path
 from .generator import _torch_threads
-from .parts_writer import generate_records, manifest_matches, manifest_path, render_over, write_jpeg
+from .parts_writer import check_request, generate_records, manifest_matches, manifest_path, render_over, write_jpeg
 from .person import sample_person
 
 IMAGE_HW = (501, 500)  # (height, width): half of Human3.6M's 1002 x 1000
@@ -378,12 +378,7 @@ def _check(
                                 ("subactions", subactions, SUBACTIONS)):  # fmt: skip
         if not values or not set(values) <= set(known) or len(set(values)) != len(values):
             raise ValueError(f"{name} must be distinct values of {known}, got {values}")
-    if frames < 1:
-        raise ValueError(f"frames_per_sequence must be at least 1, got {frames}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    check_request(frames, seed, workers, count_name="frames_per_sequence")
     if len(image_hw) != 2 or min(image_hw) < 64:
         raise ValueError(f"image_hw must be (H, W) of at least 64 pixels, got {image_hw}")
 

@@ -209,10 +209,11 @@ def manifest_matches(out_dir: Path, name: str, wanted: dict[str, Any], outputs: 
         return False  # a corrupt manifest means an unknown dataset: make it again
 
 
-def check_request(num_images: int, seed: int, workers: int) -> None:
-    """ValueError for a count, seed or worker number out of range."""
+def check_request(num_images: int, seed: int, workers: int, count_name: str = "num_images") -> None:
+    """ValueError for a count (named ``count_name`` in the message), seed or worker number out of range: what every
+    synthetic writer checks before it writes anything."""
     if num_images < 1:
-        raise ValueError(f"num_images must be at least 1, got {num_images}")
+        raise ValueError(f"{count_name} must be at least 1, got {num_images}")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if seed < 0:
