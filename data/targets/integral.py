@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["EVAL_JOINTS", "INTEGRAL_JOINTS", "INTEGRAL_SKELETON", "IntegralTargets", "ROOT_IDX", "THORAX_IDX"]
 
 INTEGRAL_JOINTS: JointSet = JointSet.from_names((*H36M_JOINTS, "Thorax"))
+_JOINT_FLIP = INTEGRAL_JOINTS.flip_permutation()  # (18,) left/right swap of a mirrored crop, computed once
 """The 18 joints: Human3.6M's 17 + Thorax; flip pairs are the L_/R_ names."""
 ROOT_IDX: int = INTEGRAL_JOINTS.names.index("Pelvis")
 THORAX_IDX: int = INTEGRAL_JOINTS.names.index("Thorax")
@@ -116,7 +117,7 @@ class IntegralTargets(TargetBuilder):
     ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
         xy, cam_rel, valid = self.joints(dataset, record)
         joints = transform_joints(xy, cam_rel, valid, img2crop, aug.rot, aug.flip, self.space,
-                                  INTEGRAL_JOINTS.flip_permutation(), self.depth_size_m)  # fmt: skip
+                                  _JOINT_FLIP, self.depth_size_m)  # fmt: skip
         is_3d = float(record.is_3D and record.joints_cam is not None)
         targets = {"joint_img": joints.joint_img}
         meta = {"joint_vis": joints.joint_trunc, "is_3D": np.asarray(is_3d, np.float32)}

@@ -120,6 +120,7 @@ class PartTargets(TargetBuilder):
         super().__init__(cfg, body_models)
         self.joints = PART_JOINTS[self.crop]
         self.depth_size_m = float(getattr(cfg.model, self.size_key))
+        self.joint_flip = self.joints.joint_set.flip_permutation()  # (K,) once, not per sample
         prefix = self.prefix
         self.eval_extras: tuple[EvalExtra, ...] = (
             ("targets", f"{prefix}_mesh_cam", f"{prefix}_mesh_cam_target"),
@@ -146,7 +147,7 @@ class PartTargets(TargetBuilder):
     def _transform(self, xy_img: np.ndarray, cam_rel: np.ndarray, valid: np.ndarray, img2crop: np.ndarray,
                    aug: AugParams) -> dict[str, np.ndarray]:  # fmt: skip
         joints = transform_joints(xy_img, cam_rel, valid, img2crop, aug.rot, aug.flip, self.space,
-                                  self.joints.joint_set.flip_permutation(), self.depth_size_m)  # fmt: skip
+                                  self.joint_flip, self.depth_size_m)  # fmt: skip
         return {"joint_img": joints.joint_img, "joint_cam": joints.joint_cam, "joint_valid": joints.joint_valid,
                 "joint_trunc": joints.joint_trunc}  # fmt: skip
 

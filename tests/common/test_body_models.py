@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import pickle
-import shlex
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from common.body_models.synthetic.models import smplx_pickle
 from common.body_models.synthetic.writer import write_pickle
 from common.engine.cli import run_cli
 from common.paths import REPO_ROOT
+from tests.common.hostile_payloads import ShellOnLoad
 
 REAL_DIR = REPO_ROOT / "common" / "utils" / "human_model_files"
 MIRROR_X = torch.tensor([-1.0, 1.0, 1.0])
@@ -336,16 +336,6 @@ def test_missing_smplx_names_both_accepted_files(tmp_path: Path) -> None:
 
 
 # --- no code from body-model files --------------------------------------------------------------------
-
-
-class ShellOnLoad:
-    """Unpickles as ``os.system('touch marker')``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
 
 
 def write_hostile(path: Path, marker: Path) -> None:

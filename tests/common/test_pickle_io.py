@@ -4,10 +4,8 @@ from any file: load_pickle, load_npy and load_npz resolve only the globals the o
 from __future__ import annotations
 
 import os
-import pathlib
 import pickle
 import re
-import shlex
 import sys
 import types
 import warnings
@@ -19,6 +17,7 @@ import scipy.sparse
 
 from common.body_models.files import MissingBodyModelFileError, UnreadableBodyModelFileError, UnsafePickleError
 from common.body_models.pickle_io import load_npy, load_npz, load_pickle
+from tests.common.hostile_payloads import ShellOnLoad, TouchOnLoad
 
 
 def fake_chumpy_module(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
@@ -125,26 +124,6 @@ def test_old_scipy_module_paths_load_without_deprecation(tmp_path: Path) -> None
 
 
 # --- no code from files -------------------------------------------------------------------------------
-
-
-class TouchOnLoad:
-    """Unpickles as ``Path.touch(marker)``: creates ``marker`` when a loader calls what the file names."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
-
-
-class ShellOnLoad:
-    """Unpickles as ``os.system('touch marker')``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
 
 
 # (payload, pickle protocol, the global a restricted loader meets first)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import io
 import os
-import pathlib
 import pickle
 import random
-import shlex
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,27 +20,7 @@ import torch
 from common.engine.schedule import make_scheduler
 from common.engine.seeding import capture_rng_state, restore_rng_state, seed_everything
 from common.engine.snapshot import SnapshotError, load_tensor_file, read_snapshot, snapshot_path, write_snapshot
-
-
-class TouchOnLoad:
-    """Unpickles as ``Path.touch(marker)``: creates ``marker`` when a loader calls what the file names."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
-
-
-class ShellOnLoad:
-    """Unpickles as ``os.system('touch marker')``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
-
+from tests.common.hostile_payloads import ShellOnLoad, TouchOnLoad
 
 # protocol 2 (torch.save's) stores Path.touch as getattr(Path, 'touch'): the first global named is getattr
 HOSTILE = [(TouchOnLoad, "builtins.getattr"), (ShellOnLoad, f"{os.system.__module__}.system")]
