@@ -31,6 +31,18 @@ from omegaconf.errors import OmegaConfBaseException
 
 from common.paths import resolve_repo_path
 from common.utils.atomic_io import write_bytes_atomic
+from main.config_checks import (
+    ConfigError,
+    _check_int,
+    _float_tuple,
+    _int_tuple,
+    _is_int,
+    _is_number,
+    _require,
+)
+from main.config_multiview import MultiViewDataConfig
+from main.config_triangulation import TriangulationConfig
+from main.config_v2v import V2VConfig
 
 CONFIG_DIR: Path = Path(__file__).resolve().parent / "configs"
 RESNET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
@@ -39,51 +51,6 @@ RESNET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
 ARCHS: tuple[str, ...] = ("hand4whole", "pose2pose_body", "pose2pose_hand", "pose2pose_face", "integral")
 # Top-level fields holding paths; load_config makes them absolute (see common/paths.py for why).
 PATH_KEYS: tuple[str, ...] = ("human_model_path", "data_dir", "output_dir")
-
-
-class ConfigError(ValueError):
-    """An invalid config key, value, file or override; the one-line message names it and its source.
-
-    Attributes:
-        key: the dotted key at fault, or None when no single key is (a missing file, a malformed override).
-    """
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)  # bool is an int subclass
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-def _require(ok: bool, key: str, expected: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: expected {expected}, got {value!r}", key)
-
-
-def _check_int(key: str, value: Any, minimum: int) -> None:
-    _require(_is_int(value) and value >= minimum, key, f"an integer >= {minimum}", value)
-
-
-def _is_sequence(value: Any, length: int) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str) and len(value) == length
-
-
-def _int_tuple(key: str, value: Any, length: int) -> tuple[int, ...]:
-    ok = _is_sequence(value, length) and all(_is_int(v) and v > 0 for v in value)
-    _require(ok, key, f"{length} positive integers", value)
-    return tuple(value)
-
-
-def _float_tuple(key: str, value: Any, length: int, positive: bool) -> tuple[float, ...]:
-    ok = _is_sequence(value, length) and all(_is_number(v) and (v > 0 or not positive) for v in value)
-    _require(ok, key, f"{length} {'positive ' if positive else ''}numbers", value)
-    return tuple(float(v) for v in value)
 
 
 @dataclass
@@ -355,6 +322,10 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
+    # Family-specific sections, each in its own module (the lineage's other systems).
+    multiview: MultiViewDataConfig = field(default_factory=MultiViewDataConfig)
+    triangulation: TriangulationConfig = field(default_factory=TriangulationConfig)
+    v2v: V2VConfig = field(default_factory=V2VConfig)
     # Relative paths are relative to the repository root, never the current directory.
     human_model_path: str = "common/utils/human_model_files"  # body-model files (README: Body-model files)
     data_dir: str = "data"
