@@ -4,7 +4,9 @@ The shared per-sample pipeline (data/dataset.py: records, image reading, crop, a
 cropped record to the builder of the config's family, which makes that family's inputs, targets and masks, written
 once: data/targets/hand4whole.py documents Hand4Whole's contract, data/targets/pose2pose.py the part models',
 data/targets/integral.py Integral's.
-A family's name here equals its name in main/model.py's FAMILIES (a test keeps the two in step).
+A family's name here equals its name in main/model.py's FAMILIES (a test keeps the two in step). The families
+whose datasets build their own samples (v2v: depth maps, data/MSRA; triangulation: multi-view, data/multiview.py)
+have no entry.
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ from tests.main import toy_family
 
 
 def test_families_targets_and_config_name_the_same_archs() -> None:
-    assert tuple(main.model.FAMILIES) == main.config.ARCHS == tuple(data.targets.TARGETS)
+    assert tuple(main.model.FAMILIES) == main.config.ARCHS
+    # The image-crop families build samples through data/targets; the depth (v2v) and multi-view (triangulation)
+    # families' datasets build their own, so TARGETS names a subset, in the same order.
+    assert [arch for arch in main.config.ARCHS if arch in data.targets.TARGETS] == list(data.targets.TARGETS)
     for name, family in main.model.FAMILIES.items():
         assert family.name == name
         for overlay in family.default_configs:
