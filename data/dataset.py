@@ -230,7 +230,8 @@ class BaseDataset(Dataset):
 
     def build_sample(self, record: Record, image: np.ndarray, aug: AugParams) -> tuple[dict, dict, dict]:
         """Crop and augment one record; the family's builder makes the targets (`data.targets`)."""
-        img2crop = crop_affine(record.bbox_xywh_img, self.space.input_hw, aug, img_width=record.img_hw[1])
+        box = self.targets.crop_box(self, record)  # the family decides what the crop frames
+        img2crop = crop_affine(box, self.space.input_hw, aug, img_width=record.img_hw[1])
         inputs = {"img": torch.from_numpy(crop_image(image, img2crop, self.space.input_hw, aug))}
         extra_inputs, targets, meta = self.targets.build(self, record, img2crop, aug)
         return inputs | extra_inputs, targets, meta

@@ -17,14 +17,14 @@ joints of (|dx| + |dy| + |dz| * is_3D) / 3 * joint_vis, in heatmap units (upstre
 
 'test' returns predictions only:
     joint_img (B, J, 3): (x, y, z) heatmap units.
-    joint_cam (B, J, 3): metres relative to the root joint (Pelvis, index 0), camera axes. The crop is taken to
-        be the S x S box (S = `model.body_3d_size`, 2.0 m: upstream's 2000 mm `rect_3d_width`) around the root in
-        the root's depth plane, so crop pixels are metres in that plane:
+    joint_cam (B, J, 3): metres relative to the root joint (Pelvis, index 0), camera axes, the weak-perspective
+        reading of the crop: a 3D sample's crop is the S x S box (S = `model.body_3d_size`, 2.0 m: upstream's
+        2000 mm `rect_3d_width`) around the root in the root's depth plane (data/targets/integral.py `crop_box`),
+        so crop pixels are metres in that plane:
             X = (x_hm / W_hm - 0.5) * S,  Y = (y_hm / H_hm - 0.5) * S,  Z = (z_hm / D - 0.5) * S,
-        then the root's (X, Y, Z) is subtracted. Z is exact (it is the inverse of the targets' depth map); X, Y
-        are the weak-perspective reading at the root's depth. Upstream back-projects (u, v, Z + Z_root) through
-        the camera's f, c with the GT root depth instead; a dataset's evaluator can do that from `joint_img`
-        and the crop maps.
+        then the root's (X, Y, Z) is subtracted. Z is exact; X, Y hold at the root's depth only. The evaluation
+        back-projects `joint_img` through the crop, the camera and the GT root depth instead, as upstream
+        (`IntegralTargets.predicted_joint_cam`); this reading serves inputs without a camera.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.engine.cli import UsageError
 from common.paths import REPO_ROOT
-from data.Synthetic import ensure_dataset, ensure_ffhq, ensure_freihand, ensure_h36m
+from data.Synthetic import ensure_dataset, ensure_ffhq, ensure_freihand, ensure_h36m, ensure_mpii
 from data.Synthetic.annotations import SCALE_TO_4K, annotation_file
 
 __all__ = ["FAMILY_RUNS", "FamilyRun", "demo_person"]
@@ -123,15 +123,21 @@ def prepare_pose2pose_face(body_models: Path, train: int, val: int, workers: int
                      bbox)  # fmt: skip
 
 
+MPII_IMAGES = 48  # the integral quickstart's 2D set: about as many samples as its 3D training set
+
+
 def prepare_integral(body_models: Path, train: int, val: int, workers: int) -> FamilyRun:
-    """Sequences of S1, S5 (training) and S9, S11 (testing, Protocol #2) from 4 cameras; ``train`` frames per
-    sequence (every 5th trains, every 64th tests, as upstream); ``val`` is unused (the subjects split the set)."""
-    root = DATA_DIR / "SyntheticH36M"
+    """Sequences of S1, S5 (training) and S9, S11 (testing, Protocol #2) from 4 cameras, ``train`` frames per
+    sequence (every 5th trains, every 64th tests, as upstream), and the 2D set: MPII-format frames of the people
+    S6, S7, S8; ``val`` is unused (the subjects split the set)."""
+    root, mpii_root = DATA_DIR / "SyntheticH36M", DATA_DIR / "SyntheticMPII"
     print(f"synthetic Human3.6M-layout set ({train} frames per sequence, {workers} workers) ...", flush=True)
     ensure_h36m(root, subjects=(1, 5, 9, 11), actions=(2, 14), frames_per_sequence=train, seed=SEED, workers=workers,
                 human_model_path=body_models)  # fmt: skip
-    roots = [f"human_model_path={body_models}", f"data.dataset_roots={{Human36M: {root}}}"]
-    return FamilyRun(CONFIG_DIR / "synthetic_integral.yaml", [root], roots, roots, None, [])  # the demo draws meshes
+    print(f"synthetic MPII-format set ({MPII_IMAGES} images, {workers} workers) ...", flush=True)
+    ensure_mpii(mpii_root, MPII_IMAGES, seed=SEED, workers=workers, human_model_path=body_models)
+    roots = [f"human_model_path={body_models}", f"data.dataset_roots={{Human36M: {root}, MPII: {mpii_root}}}"]
+    return FamilyRun(CONFIG_DIR / "synthetic_integral.yaml", [root, mpii_root], roots, roots, None, [])  # no mesh
 
 
 FAMILY_RUNS: dict[str, tuple[Callable[[Path, int, int, int], FamilyRun], int, int]] = {

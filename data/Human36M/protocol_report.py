@@ -40,10 +40,11 @@ def _result_dir(dataset: Human36M, output_dir: str | Path) -> Path:
 
 
 def save_protocol_parts(dataset: Human36M, outs: Sequence[Mapping[str, np.ndarray]], indices: Sequence[int]) -> None:
-    """Saves each sample's 'joint_cam' prediction and 'joint_cam_target' GT (J, 3), metres, for `report`."""
+    """Saves each sample's prediction (back-projected as upstream: the target builder's `predicted_joint_cam`) and
+    its 'joint_cam_target' GT (J, 3), root-relative metres, for `report`."""
     parts = _result_dir(dataset, dataset.cfg.output_dir) / PARTS_DIR
     for out, index in zip(outs, indices, strict=True):
-        save_part(parts, index, pred_m=np.asarray(out["joint_cam"], np.float64),
+        save_part(parts, index, pred_m=dataset.targets.predicted_joint_cam(out),
                   gt_m=np.asarray(out["joint_cam_target"], np.float64))  # fmt: skip
 
 

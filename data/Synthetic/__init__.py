@@ -4,7 +4,8 @@
 reads the result unchanged (``cfg.data.dataset_roots={'AGORA': DIR}``). ``make_freihand``/``make_ffhq`` (and their
 ``ensure_*``) write right-hand crops in FreiHAND's layout and face crops in FFHQ's, posed with MANO and FLAME.
 ``make_h36m``/``ensure_h36m`` write SMPL-X people seen by 4 calibrated cameras in the upstream Integral Human3.6M
-layout (``data/s_XX_act_XX_subact_XX_ca_XX/h36m_meta.mat`` + JPEG frames).
+layout (``data/s_XX_act_XX_subact_XX_ca_XX/h36m_meta.mat`` + JPEG frames); ``make_mpii``/``ensure_mpii`` frames of
+those people in MPII's COCO-format release (annotations/train.json + images/), Integral's 2D set.
 """
 
 from .dataset_writer import ensure_dataset, make_dataset
@@ -12,8 +13,9 @@ from .ffhq_writer import ensure_ffhq, make_ffhq
 from .freihand_writer import ensure_freihand, make_freihand
 from .generator import GeneratorOptions, ImageGenerator, ImageRecords
 from .h36m_writer import ensure_h36m, make_h36m
+from .mpii_writer import ensure_mpii, make_mpii
 
 __all__ = [
     "GeneratorOptions", "ImageGenerator", "ImageRecords", "ensure_dataset", "ensure_ffhq", "ensure_freihand",
-    "ensure_h36m", "make_dataset", "make_ffhq", "make_freihand", "make_h36m",
+    "ensure_h36m", "ensure_mpii", "make_dataset", "make_ffhq", "make_freihand", "make_h36m", "make_mpii",
 ]  # fmt: skip

@@ -38,6 +38,10 @@ class TargetBuilder:
         self.cfg, self.body_models = cfg, body_models
         self.space = TargetSpace.from_model_config(cfg.model)
 
+    def crop_box(self, dataset: BaseDataset, record: Record) -> np.ndarray:
+        """(4,) x, y, w, h image pixels that the crop frames (before augmentation): the record's box by default."""
+        return np.asarray(record.bbox_xywh_img, dtype=np.float64)
+
     def build(
         self, dataset: BaseDataset, record: Record, img2crop: np.ndarray, aug: AugParams
     ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:

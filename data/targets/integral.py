@@ -87,11 +87,53 @@ class IntegralTargets(TargetBuilder):
         ("meta_info", "is_3D", "is_3D"),
         ("meta_info", "bb2img_trans", "bb2img_trans"),
         ("meta_info", "img2bb_trans", "img2bb_trans"),
+        ("meta_info", "cam_focal", "cam_focal"),
+        ("meta_info", "cam_princpt", "cam_princpt"),
+        ("meta_info", "root_depth_m", "root_depth_m"),
     )
 
     def __init__(self, cfg: Any, body_models: Any) -> None:
         super().__init__(cfg, body_models)
         self.depth_size_m = float(cfg.model.body_3d_size)
+        self.hm_dhw = tuple(int(v) for v in cfg.model.output_hm_shape)
+
+    def crop_box(self, dataset: BaseDataset, record: Record) -> np.ndarray:
+        """Upstream's crop of a 3D sample: the S x S box (S = `model.body_3d_size`, 2000 mm) around the root in the
+        root's depth plane, centred on the root's projection (JimmySuen's ``rect_3d_width/height``), so that the
+        crop's pixels span the same metres as the volume's depth axis. 2D samples (MPII) and records without a
+        camera keep their person box."""
+        names = tuple(dataset.JOINT_NAMES)
+        if record.joints_cam is None or record.cam is None or not record.is_3D or "Pelvis" not in names:
+            return super().crop_box(dataset, record)
+        root_cam = np.asarray(record.joints_cam, np.float64)[names.index("Pelvis")]
+        if root_cam[2] <= 0:
+            return super().crop_box(dataset, record)
+        centre = record.cam.project(root_cam[None])[0]
+        size = self.depth_size_m * np.asarray(record.cam.focal, np.float64) / root_cam[2]  # (w, h) pixels
+        return np.array([centre[0] - size[0] / 2, centre[1] - size[1] / 2, size[0], size[1]])
+
+    def predicted_joint_cam(self, out: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(J, 3) float64 root-relative camera metres of one test output, as upstream evaluates it.
+
+        Upstream (mks0601) back-projects: the volume's (x, y) -> crop pixels -> original-image pixels (u, v)
+        (`bb2img_trans`), the depth Z = (z / D - 0.5) * S + the GT root depth, then X = (u - cx) Z / fx,
+        Y = (v - cy) Z / fy. Without a camera (`root_depth_m` 0) the model's weak-perspective `joint_cam` is used.
+        """
+        root_depth = float(np.asarray(out.get("root_depth_m", 0.0)))
+        if root_depth <= 0 or "joint_img" not in out:
+            return np.asarray(out["joint_cam"], np.float64)
+        depth, height, width = self.hm_dhw
+        joint_img = np.asarray(out["joint_img"], np.float64)
+        input_h, input_w = self.space.input_hw
+        crop_px = joint_img[:, :2] * np.array([input_w / width, input_h / height])
+        image_px = (
+            crop_px @ np.asarray(out["bb2img_trans"], np.float64)[:, :2].T
+            + np.asarray(out["bb2img_trans"], np.float64)[:, 2]
+        )
+        z = (joint_img[:, 2] / depth - 0.5) * self.depth_size_m + root_depth
+        focal, princpt = np.asarray(out["cam_focal"], np.float64), np.asarray(out["cam_princpt"], np.float64)
+        cam = np.concatenate([(image_px - princpt) / focal * z[:, None], z[:, None]], axis=1)
+        return cam - cam[ROOT_IDX]
 
     def joints(self, dataset: BaseDataset, record: Record) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The record's joints on INTEGRAL_JOINTS: (18, 2) image pixels, (18, 3) Pelvis-relative metres (zeros
@@ -123,25 +165,37 @@ class IntegralTargets(TargetBuilder):
         meta = {"joint_vis": joints.joint_trunc, "is_3D": np.asarray(is_3d, np.float32)}
         if not dataset.is_train:
             targets["joint_cam"] = joints.joint_cam
-            meta |= eval_crop_maps(record, img2crop)
+            meta |= eval_crop_maps(record, img2crop) | self._camera(dataset, record)
         return {}, targets, meta
+
+    @staticmethod
+    def _camera(dataset: BaseDataset, record: Record) -> dict[str, np.ndarray]:
+        """The evaluation's back-projection inputs: focal, principal point (pixels of the original image) and the
+        GT root depth (metres); zeros when the record has no camera or 3D joints."""
+        names = tuple(dataset.JOINT_NAMES)
+        known = record.cam is not None and record.joints_cam is not None and "Pelvis" in names
+        root_depth = float(np.asarray(record.joints_cam)[names.index("Pelvis"), 2]) if known else 0.0
+        return {"cam_focal": np.asarray(record.cam.focal if known else (0.0, 0.0), np.float32).reshape(2),
+                "cam_princpt": np.asarray(record.cam.princpt if known else (0.0, 0.0), np.float32).reshape(2),
+                "root_depth_m": np.asarray(root_depth, np.float32)}  # fmt: skip
 
     def sample_shapes(self, split: str) -> dict[str, tuple[int, ...]]:
         count = len(INTEGRAL_JOINTS)
         shapes: dict[str, tuple[int, ...]] = {"img": (3, *self.space.input_hw), "joint_img": (count, 3),
                                               "joint_vis": (count, 1), "is_3D": ()}  # fmt: skip
         if split != "train":
-            shapes |= {"joint_cam": (count, 3), "bb2img_trans": (2, 3), "img2bb_trans": (2, 3)}
+            shapes |= {"joint_cam": (count, 3), "bb2img_trans": (2, 3), "img2bb_trans": (2, 3), "cam_focal": (2,),
+                       "cam_princpt": (2,), "root_depth_m": ()}  # fmt: skip
         return shapes
 
     def evaluate(self, dataset: BaseDataset, outs: Sequence[Mapping[str, np.ndarray]]) -> dict[str, list[float]]:
         """'mpjpe_17j' and 'pa_mpjpe_17j' (similarity Procrustes, common.utils.metrics), mm, on the 17 Human3.6M
-        joints of the 3D samples, both skeletons moved to their Pelvis first (not the 14-joint 'mpjpe' of the mesh
-        families)."""
+        joints of the 3D samples (the prediction back-projected as upstream: `predicted_joint_cam`), both skeletons
+        moved to their Pelvis first (not the 14-joint 'mpjpe' of the mesh families)."""
         kept = [out for out in outs if float(np.asarray(out.get("is_3D", 1.0))) > 0]
         if not kept:
             return {"mpjpe_17j": [], "pa_mpjpe_17j": []}
-        pred = np.stack([np.asarray(out["joint_cam"], np.float64) for out in kept])[:, EVAL_JOINTS]  # (B, 17, 3)
+        pred = np.stack([self.predicted_joint_cam(out) for out in kept])[:, EVAL_JOINTS]  # (B, 17, 3)
         gt = np.stack([np.asarray(out["joint_cam_target"], np.float64) for out in kept])[:, EVAL_JOINTS]
         pred, gt = pred - pred[:, ROOT_IDX : ROOT_IDX + 1], gt - gt[:, ROOT_IDX : ROOT_IDX + 1]
         return {"mpjpe_17j": mean_point_error(pred, gt).tolist(), "pa_mpjpe_17j": pa_point_error(pred, gt).tolist()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -116,14 +115,14 @@ def test_overfits_a_fixed_batch() -> None:
     img, joint_img, vis, is_3d = _synthetic_batch(4, 16, 64)
     inputs, targets, meta = {"img": img}, {"joint_img": joint_img}, {"joint_vis": vis, "is_3D": is_3d}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    start, first, loss = time.monotonic(), None, None
+    first, loss = None, None
     for _ in range(300):
         loss = model(inputs, targets, meta, "train")["joint_img"]
         first = loss.item() if first is None else first
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if loss.item() < 0.2 * first or time.monotonic() - start > 60:
+        if loss.item() < 0.2 * first:  # a step count, not a clock: the result must not depend on the machine's load
             break
     final = loss.item()
     assert final < 0.2 * first, (first, final)
@@ -193,7 +192,8 @@ def test_targets_of_2d_data_mask_depth_and_map_by_name() -> None:
     assert vis[THORAX_IDX] == 0.0 and vis.sum() == 2.0  # the dataset's Thorax is unlabelled here; no others exist
     np.testing.assert_allclose(targets["joint_img"][NAMES.index("R_Ankle"), :2], [10.0, 20.0])
     assert set(builder.sample_shapes("test")) == {"img", "joint_img", "joint_vis", "is_3D", "joint_cam",
-                                                   "bb2img_trans", "img2bb_trans"}  # fmt: skip
+                                                   "bb2img_trans", "img2bb_trans", "cam_focal", "cam_princpt",
+                                                   "root_depth_m"}  # fmt: skip
 
 
 def test_evaluate_root_aligned_on_17_joints() -> None:
