@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.engine.checkpoint import load_network_state
 from common.geometry import soft_argmax_3d
 from common.nets import full_precision
 from common.utils.augmentation import AugParams
@@ -68,6 +69,21 @@ def test_upstream_module_names() -> None:
     # upstream's Sequential: deconv, BN, ReLU three times
     deconv = [k for k in keys if k.startswith("head.deconv_layers.") and k.endswith(".weight")]
     assert deconv == [f"head.deconv_layers.{i}.weight" for i in (0, 1, 3, 4, 6, 7)]
+
+
+def test_state_dict_equals_the_upstream_layout_and_a_prefixed_snapshot_loads() -> None:
+    """integral_h36m (ResNet-50, 18 joints x 64 depth bins) against the layout of upstream's ResPoseNet
+    (mks0601 main/model.py: `backbone` = torchvision ResNet-50 without fc, `head.deconv_layers` 3 x [deconv, BN, ReLU],
+    `head.final_layer` 1x1 conv to 18 * 64), written in checkpoint_layouts/ from that code, not from ours."""
+    tsv = Path(__file__).resolve().parent / "checkpoint_layouts" / "integral_h36m_resnet50_state_dict.tsv"
+    rows = [line.split("\t") for line in tsv.read_text().splitlines()[1:]]
+    expected = [(key, [int(n) for n in shape.strip("[]").split(",") if n.strip()], dtype) for key, shape, dtype in rows]
+    model = get_integral_model(load_config("integral_h36m"), "test")
+    state = model.state_dict()
+    assert [(k, list(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in state.items()] == expected
+    snapshot = {f"module.{key}": torch.randn_like(value.float()).to(value.dtype) for key, value in state.items()}
+    load_network_state(model, snapshot)  # upstream's DataParallel `module.` prefix, loaded strictly
+    assert all(torch.equal(model.state_dict()[key.removeprefix("module.")], v) for key, v in snapshot.items())
 
 
 @pytest.mark.parametrize("voxel", [(0, 0, 0), (63, 63, 63), (5, 40, 17), (31, 32, 33)])
