@@ -20,7 +20,7 @@ import logging
 import os
 
 from common.engine.cli import parse_gpu_ids, run_cli
-from common.engine.distributed import plan_launch
+from common.engine.distributed import adopt_launcher_environment, plan_launch
 from common.engine.run_log import RunPaths, check_output_folders
 from common.engine.snapshot import SnapshotError, snapshot_path
 from common.engine.tester import TestJob, run_test
@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--test_epoch", type=int, help="test output/model_dump/snapshot_{N}.pth.tar")
     which.add_argument("--ckpt", type=Path, help="test this snapshot file")
     parser.add_argument("--cfg", help="a yaml overlay: a name in main/configs/ or a path")
+    # torch.distributed.launch passes --local-rank (older versions --local_rank); torchrun sets LOCAL_RANK instead
+    parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.testset=EHF")
     return parser
 
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    adopt_launcher_environment(local_rank=args.local_rank)  # torchrun's or mpirun's ranks, before RANK is read
     gpu_ids = parse_gpu_ids(args.gpu) if args.gpu else None
     cfg = load_config(args.cfg, args.overrides)
     paths = RunPaths(cfg.output_dir)

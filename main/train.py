@@ -4,6 +4,7 @@
     python -m main.train --gpu 0 ...          (the same, from the repository root)
     python train.py --gpu 0 --cfg pose2pose_hand      (another family: its yaml overlay sets model.arch)
     torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 main/train.py --gpu 0-3
+    MASTER_ADDR=HOST MASTER_PORT=29500 mpirun -x MASTER_ADDR -x MASTER_PORT -n 8 python main/train.py --gpu 0-3
 
 Writes output/model_dump/snapshot_{epoch}.pth.tar after every epoch, output/log/train_logs.txt, TensorBoard files
 in output/log/tensorboard/ and the run's config as output/log/train_config.yaml (output/ = cfg.output_dir).
@@ -27,7 +28,7 @@ import logging
 import os
 
 from common.engine.cli import UsageError, parse_gpu_ids, run_cli
-from common.engine.distributed import plan_launch
+from common.engine.distributed import adopt_launcher_environment, plan_launch
 from common.engine.nonfinite import TrainingDivergedError
 from common.engine.resume import LAST_GOOD_FLAG
 from common.engine.run_log import RunPaths, check_output_folders
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="like --continue, but when the highest snapshot cannot be read (e.g. truncated), resume "
                              "from the newest one that can (the skipped file is named in the log)")  # fmt: skip
     parser.add_argument("--cfg", help="a yaml overlay: a name in main/configs/ or a path")
+    # torch.distributed.launch passes --local-rank (older versions --local_rank); torchrun sets LOCAL_RANK instead
+    parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.end_epoch=10")
     return parser
 
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    adopt_launcher_environment(local_rank=args.local_rank)  # torchrun's or mpirun's ranks, before RANK is read
     gpu_ids = parse_gpu_ids(args.gpu) if args.gpu else None
     overrides = [*args.overrides, *([f"train.lr={args.lr!r}"] if args.lr is not None else [])]
     cfg = load_config(args.cfg, overrides)

@@ -5,7 +5,10 @@ Three ways a run starts (DESIGN.md, Distributed):
 * one machine, `--gpu 0-3`: the entry script spawns one process per listed GPU (torch.multiprocessing) that
   meet over TCP on a free localhost port, DistributedDataParallel with NCCL; one GPU runs in the calling process;
 * several machines: torchrun starts the processes and sets RANK, WORLD_SIZE and LOCAL_RANK; nothing is spawned
-  and the process group is initialised from that environment;
+  and the process group is initialised from that environment. OpenMPI's `mpirun -n N python main/train.py ...`
+  works the same way: `adopt_launcher_environment` (called first by train.py and test.py) maps its
+  OMPI_COMM_WORLD_RANK, _SIZE and _LOCAL_RANK onto RANK, WORLD_SIZE and LOCAL_RANK, with MASTER_ADDR and
+  MASTER_PORT taken from the environment (an error names them when absent: mpirun does not set them);
 * no CUDA: the CPU with gloo, in `cpu_processes` processes (one by default), after a one-line notice.
 
 A single process runs without a process group, and every collective here degrades to the identity, so the
@@ -17,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,6 +34,7 @@ from common.engine.cli import USER_ERRORS, UsageError, user_message
 
 __all__ = [
     "LaunchPlan",
+    "adopt_launcher_environment",
     "WorkerContext",
     "all_gather_objects",
     "barrier",
@@ -43,6 +47,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+# OpenMPI's names for the same three values, in the same order (mpirun sets them in every process it starts).
+_OPENMPI_VARIABLES = ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK")
+_RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT")
 # NCCL and gloo wait this long for a peer (a collective, or the rendezvous) before failing, instead of hanging.
 _TIMEOUT = timedelta(minutes=30)
 
@@ -79,6 +86,45 @@ class WorkerContext:
     def is_main(self) -> bool:
         """Rank 0 writes the logs, snapshots and results."""
         return self.rank == 0
+
+
+def adopt_launcher_environment(environ: MutableMapping[str, str] | None = None, local_rank: int | None = None
+                               ) -> str | None:  # fmt: skip
+    """Names the launcher that started this process and gives the process group torchrun's variables.
+
+    torchrun (and torch.distributed.launch) set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT. OpenMPI's
+    mpirun sets OMPI_COMM_WORLD_RANK, _SIZE and _LOCAL_RANK only: they are copied onto RANK, WORLD_SIZE and
+    LOCAL_RANK, and MASTER_ADDR/MASTER_PORT must come from the user's environment (e.g. `mpirun -x MASTER_ADDR
+    -x MASTER_PORT`, or a PBS/Slurm script that exports them), since every rank must meet at the same address.
+
+    Args:
+        environ: the environment to read and update (default os.environ).
+        local_rank: torch.distributed.launch's `--local-rank` argument, used when LOCAL_RANK is not set.
+
+    Returns:
+        'torchrun', 'mpirun' or None (a plain run: train.py spawns its own processes).
+
+    Raises:
+        UsageError: an mpirun start without MASTER_ADDR or MASTER_PORT, or with non-integer rank variables.
+    """
+    env = os.environ if environ is None else environ
+    if local_rank is not None and "LOCAL_RANK" not in env:
+        env["LOCAL_RANK"] = str(local_rank)
+    if all(name in env for name in _TORCHRUN_VARIABLES):
+        return "torchrun"
+    if not all(name in env for name in _OPENMPI_VARIABLES):
+        return None
+    missing = [name for name in _RENDEZVOUS_VARIABLES if not env.get(name)]
+    if missing:
+        raise UsageError(f"started by mpirun (OMPI_COMM_WORLD_RANK={env['OMPI_COMM_WORLD_RANK']}) but "
+                         f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: export the address "
+                         "and a free port of rank 0's host and pass them to every rank, e.g. `mpirun -x MASTER_ADDR "
+                         "-x MASTER_PORT -n 8 python main/train.py ...` (README: Multi-node training)")  # fmt: skip
+    for source, target in zip(_OPENMPI_VARIABLES, _TORCHRUN_VARIABLES, strict=True):
+        if not env[source].strip().isdigit():
+            raise UsageError(f"{source}={env[source]!r} is not a non-negative integer")
+        env[target] = env[source].strip()
+    return "mpirun"
 
 
 def torchrun_environment() -> dict[str, int] | None:
