@@ -44,8 +44,10 @@ from data.Synthetic.multiview_writer import make_cmu_panoptic, make_h36m_multivi
 CONTACT_SHEET_IMAGES = 12
 FORMATS = ("agora", "freihand", "ffhq", "h36m", "mpii")
 # FFHQ has one split; Human3.6M's splits are sets of subjects (--subjects)
-FORMAT_SPLITS = {"agora": SPLITS, "freihand": freihand.SPLITS, "ffhq": ("train",), "h36m": ("train",), "mpii": ("train",)}
-MODEL_FOLDER = {"agora": "smplx", "freihand": "mano", "ffhq": "flame", "h36m": "smplx", "mpii": "smplx"}  # the folder each poses with
+FORMAT_SPLITS = {"agora": SPLITS, "freihand": freihand.SPLITS, "ffhq": ("train",), "h36m": ("train",),
+                 "mpii": ("train",)}  # fmt: skip
+# the body-model folder each format poses with
+MODEL_FOLDER = {"agora": "smplx", "freihand": "mano", "ffhq": "flame", "h36m": "smplx", "mpii": "smplx"}
 FORMATS += ("h36m_multiview", "cmu")  # multi-view: splits are sets of subjects (--subjects) or sequences
 FORMAT_SPLITS |= {"h36m_multiview": ("train",), "cmu": ("train",)}
 MODEL_FOLDER |= {"h36m_multiview": "smplx", "cmu": "smplx"}
