@@ -2,15 +2,16 @@
 
     python tool/export_animation.py RESULTS.npz --track K --out PATH [--format glb|bvh] [--fps 30]
         [--human-model-path DIR | --cfg YAML | --body-model synthetic] [--gender neutral|male|female]
-        [--camera-frame] [--bvh-units cm|m]
+        [--no-camera-frame] [--bvh-units cm|m]
 
 RESULTS.npz is the per-frame, per-track table (common/animation/results.py has the contract; demo/video.py
 writes one). The subject's shape is the mean of the track's `shape` rows. The .glb holds the shaped SMPL-X mesh,
 its skeleton and skin, the expressions as morph targets, and one animation at frame / fps seconds
 (common/animation/gltf_export.py); the .bvh holds the skeleton and its joint rotations, offsets in centimetres by
-default (common/animation/bvh_export.py). Coordinates are the parameters' own frame, metres; `--camera-frame`
-turns the whole motion 180 degrees about x, for parameters in an OpenCV camera frame (y down, as the demos
-write them), so that the person stands up along +y, glTF's and Blender's importers' up axis.
+default (common/animation/bvh_export.py). Coordinates are metres. By default the parameters are taken to be in an
+OpenCV camera frame (y down), as demo/video.py writes them, and the whole motion is turned 180 degrees about x so
+that the person stands up along +y, glTF's and Blender's importers' up axis; `--no-camera-frame` keeps the
+parameters' own frame (e.g. SMPL-X parameters fitted in a y-up world).
 
 Relative paths are relative to the repository root. Bad input (a missing file or key, an unknown track, a
 missing body model) ends with one line on stderr and exit code 2.
@@ -90,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--cfg", help="a config (name in main/configs/ or yaml path) whose human_model_path to use")
     models.add_argument("--body-model", choices=("synthetic",), help="'synthetic': the generated stand-in")
     parser.add_argument("--gender", choices=GENDERS, default="neutral", help="the SMPL-X model (default neutral)")
-    parser.add_argument("--camera-frame", action="store_true",
-                        help="the parameters are in an OpenCV camera frame (y down): turn them to y up")  # fmt: skip
+    parser.add_argument("--camera-frame", action=argparse.BooleanOptionalAction, default=True,
+                        help="the parameters are in an OpenCV camera frame (y down), as demo/video.py writes them: "
+                             "turn them to y up (default); --no-camera-frame keeps their own frame")  # fmt: skip
     parser.add_argument("--bvh-units", choices=tuple(UNIT_SCALE), default="cm", help="BVH units (default cm)")
     return parser
 

@@ -41,7 +41,8 @@ def test_glb_of_one_of_two_tracks_is_smplx_mesh(tmp_path: Path, capsys, smplx_la
     table = synthetic_results({0: [0, 1, 2, 3, 4], 1: [0, 1, 2, 4, 5]}, seed=7)
     results = write_results(tmp_path / "results.npz", table | {"fps": np.array(25.0)})
     out = tmp_path / "anim" / "track1.glb"
-    code, stdout, stderr = run([results, "--track", 1, "--out", out, "--body-model", "synthetic"], capsys)
+    code, stdout, stderr = run([results, "--track", 1, "--out", out, "--body-model", "synthetic", "--no-camera-frame"],
+                               capsys)  # fmt: skip
     assert code == 0, stderr
     assert f"wrote {out}: track 1, 5 frames (0..5) at 25 fps" in stdout
     rows = track_rows(table, 1)
@@ -56,7 +57,7 @@ def test_camera_frame_glb_stands_up(tmp_path: Path, capsys, smplx_layer) -> None
     table = synthetic_results({0: [0, 1, 2]}, seed=8)  # roots turned upside down, as an OpenCV camera sees people
     results = write_results(tmp_path / "results.npz", table)
     out = tmp_path / "up.glb"
-    assert run([results, "--out", out, "--body-model", "synthetic", "--camera-frame"], capsys)[0] == 0
+    assert run([results, "--out", out, "--body-model", "synthetic"], capsys)[0] == 0  # the camera frame: the default
     vertices = gltf_posed_vertices(out, 1 / 30.0)  # one track: --track optional; fps default 30
     rows = track_rows(table, 0)
     expected, _ = smplx_without_pose_correctives(smplx_layer, rows, rows["shape"].mean(axis=0))
@@ -69,7 +70,20 @@ def test_bvh_frame_rate_units_and_frames(tmp_path: Path, capsys) -> None:
     table = synthetic_results({3: [2, 3, 4, 5, 6], 4: [0, 1]}, seed=9)
     results = write_results(tmp_path / "results.npz", table)
     out = tmp_path / "track3.bvh"
-    argv = [results, "--track", 3, "--out", out, "--fps", 60, "--bvh-units", "m", "--body-model", "synthetic"]
+    argv = [
+        results,
+        "--track",
+        3,
+        "--out",
+        out,
+        "--fps",
+        60,
+        "--bvh-units",
+        "m",
+        "--body-model",
+        "synthetic",
+        "--no-camera-frame",
+    ]  # the parameters' own frame: the pelvis moves as cam_trans
     assert run(argv, capsys)[0] == 0
     bvh = read_bvh(out)
     assert len(bvh.values) == 5 and bvh.frame_time == pytest.approx(1 / 60, rel=1e-8)
