@@ -11,7 +11,10 @@ Measures, on synthetic random batches of the config's input shape (common/utils/
         peak resident set size minus its resident size when the phase started;
     (d) data-pipeline images/s for 1..W loader workers on the synthetic dataset (tool/benchmark_data.py);
     (e) FLOPs per image (torch.utils.flop_counter: matmuls and convolutions) and the fraction of the device's peak
-        FLOP rate that (a) and (b) reach.
+        FLOP rate that (a) and (b) reach;
+    (f) with --onnx FILE (written by tool/export_onnx.py from a checkpoint of the same geometry): onnxruntime's
+        latency and images/s at batch 1 and at --batch on the inputs of (a), with the execution provider it ran on
+        (CUDA when --device cuda and onnxruntime has it, else the CPU with torch's thread count).
 Each timing is the median of --repeats runs after --warmup runs that are not timed (they also absorb
 torch.compile's compilation), with torch.cuda.synchronize around each timed run on CUDA. Seeds are fixed.
 Figures measured on a machine shared with other work are distorted; the json records the load average.
@@ -154,6 +157,32 @@ def measure_inference(
     return _summary(times, batch) | {"peak_memory_bytes": memory.bytes}
 
 
+def measure_onnxruntime(path: Path, cfg: Config, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """(f): an ONNX export of the model run by onnxruntime on (a)'s inputs, at batch 1 and at --batch."""
+    import onnxruntime
+
+    cuda = device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the same CPU threads as the PyTorch measurement
+    options.log_severity_level = 3
+    provider = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
+    session = onnxruntime.InferenceSession(str(path), options, providers=[provider])
+    declared = session.get_inputs()
+    expected = [3, *cfg.model.input_img_shape]
+    if [i.name for i in declared] != ["img"] or list(declared[0].shape[1:]) != expected:
+        found = [(i.name, i.shape) for i in declared]
+        raise UsageError(f"--onnx {path}: expected one input 'img' of shape (B, {expected}) for config {cfg.name}, "
+                         f"found {found}")  # fmt: skip
+    result: dict[str, Any] = {"file": str(path), "provider": session.get_providers()[0],
+                              "intra_op_threads": options.intra_op_num_threads}  # fmt: skip
+    for key, batch in (("batch_1", 1), ("batch_large", args.batch)):
+        inputs, _, _ = make_wholebody_batch(cfg, batch, seed=cfg.train.seed)
+        feeds = {"img": inputs["img"].numpy()}
+        times = time_runs(lambda feeds=feeds: session.run(None, feeds), device, args.warmup, args.repeats)
+        result[key] = _summary(times, batch)
+    return result
+
+
 def make_train_step(
     model: torch.nn.Module, cfg: Config, dtype: str, device: torch.device, batch: Batch
 ) -> Callable[[], None]:
@@ -276,6 +305,9 @@ def run_benchmark(cfg: Config, args: argparse.Namespace, device: torch.device) -
         "batch_1": measure_inference(model, cfg, args, device, 1),
         "batch_large": measure_inference(model, cfg, args, device, args.batch),
     }
+    if args.onnx is not None:
+        print(f"measuring onnxruntime on {args.onnx} at batch 1 and {args.batch} ...", file=sys.stderr)
+        result["onnxruntime"] = measure_onnxruntime(args.onnx, cfg, args, device)
     print(f"measuring training at batch {cfg.train.train_batch_size} ...", file=sys.stderr)
     result["training"] = measure_training(model, cfg, args, device)
     peak = peak_flops(device, args.dtype, args.peak_tflops)
@@ -309,6 +341,12 @@ def format_table(result: dict[str, Any]) -> str:
     ]
     large = inf["batch_large"]
     rows.append((f"inference b={large['batch']}", f"{large['images_per_s']:.1f} img/s, {large['median_ms']:.1f} ms"))
+    if "onnxruntime" in result:
+        ort = result["onnxruntime"]
+        for key in ("batch_1", "batch_large"):
+            run = ort[key]
+            rows.append((f"onnxruntime b={run['batch']} ({ort['provider']})",
+                         f"{run['images_per_s']:.1f} img/s, {run['median_ms']:.1f} ms"))  # fmt: skip
     rows.append((f"training b={train['batch']}", f"{train['images_per_s']:.1f} img/s, {train['median_ms']:.1f} ms"))
     rows.append(
         ("peak memory inference / training", f"{_mib(large['peak_memory_bytes'])} / {_mib(train['peak_memory_bytes'])}")
@@ -358,6 +396,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for the FLOP fraction")
     parser.add_argument("--body-model", choices=("synthetic",), default=None, help="use the generated stand-in")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this json file")
+    parser.add_argument("--onnx", type=Path, default=None, help="also time this ONNX export with onnxruntime")
     parser.add_argument("overrides", nargs="*", help="config key=value overrides")
     return parser
 
@@ -376,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.warmup < 0:
         raise UsageError(f"--warmup must be at least 0, got {args.warmup}")
+    if args.onnx is not None and not args.onnx.is_file():
+        raise UsageError(f"--onnx {args.onnx}: no such file (write one with tool/export_onnx.py)")
     result = run_benchmark(cfg, args, device)
     print(format_table(result))
     if args.json is not None:
