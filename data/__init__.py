@@ -16,20 +16,24 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from data.AGORA.AGORA import AGORA
+from data.CMUPanoptic.CMUPanoptic import CMUPanoptic
 from data.dataset import BaseDataset, MultipleDatasets
 from data.EHF.EHF import EHF
 from data.FFHQ.FFHQ import FFHQ
 from data.FreiHAND.FreiHAND import FreiHAND
 from data.Human36M.Human36M import Human36M
+from data.Human36MMultiView.Human36MMultiView import Human36MMultiView
 from data.InterHand26M.InterHand26M import InterHand26M
 from data.MPI_INF_3DHP.MPI_INF_3DHP import MPI_INF_3DHP
 from data.MPII.MPII import MPII
 from data.MSCOCO.MSCOCO import MSCOCO
+from data.MSRA.MSRA import MSRA
 from data.PW3D.PW3D import PW3D
+from data.VoxelH5.VoxelH5 import VoxelH5
 
 __all__ = ["DATASETS", "build_dataset", "build_testset", "build_trainset"]
 
-DATASETS: dict[str, type[BaseDataset]] = {
+DATASETS: dict[str, type[BaseDataset] | type[Dataset]] = {  # MSRA, VoxelH5, multi-view: torch Datasets of their own
     "AGORA": AGORA,
     "EHF": EHF,
     "Human36M": Human36M,
@@ -40,6 +44,10 @@ DATASETS: dict[str, type[BaseDataset]] = {
     "FFHQ": FFHQ,
     "FreiHAND": FreiHAND,
     "InterHand26M": InterHand26M,
+    "MSRA": MSRA,  # depth maps (the v2v family), a torch Dataset of its own sample: data/MSRA/MSRA.py
+    "VoxelH5": VoxelH5,  # HDF5 voxel grids (the v2v family): data/VoxelH5/VoxelH5.py
+    "Human36MMultiView": Human36MMultiView,  # multi-view (triangulation family): data/multiview.py
+    "CMUPanoptic": CMUPanoptic,  # multi-view (triangulation family): data/multiview.py
 }
 """Dataset name (as in the config) -> its class."""
 

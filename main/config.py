@@ -48,7 +48,9 @@ CONFIG_DIR: Path = Path(__file__).resolve().parent / "configs"
 RESNET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
 # The model families (`model.arch`), as main/model.py's FAMILIES and data/targets' TARGETS name them; a test keeps
 # the three in step (docs/extending.md: adding a family).
-ARCHS: tuple[str, ...] = ("hand4whole", "pose2pose_body", "pose2pose_hand", "pose2pose_face", "integral")
+ARCHS: tuple[str, ...] = (
+    "hand4whole", "pose2pose_body", "pose2pose_hand", "pose2pose_face", "integral", "v2v", "triangulation",
+)  # fmt: skip
 # Top-level fields holding paths; load_config makes them absolute (see common/paths.py for why).
 PATH_KEYS: tuple[str, ...] = ("human_model_path", "data_dir", "output_dir")
 
@@ -103,6 +105,10 @@ class ModelConfig:
     # focal/princpt/camera_3d_size in input pixels; main/configs/pose2pose_{body,hand,face}.yaml hold their values.
     # 'integral' (Integral Human Pose Regression, main/integral_model.py): 3D joints from an output_hm_shape volume
     # over input_img_shape, depth and box spanning body_3d_size metres (main/configs/integral_h36m.yaml).
+    # 'v2v' (V2V-PoseNet, main/v2v_model.py): a depth map or a voxel grid -> 3D hand joints; its settings are the
+    # `v2v` section (main/config_v2v.py; main/configs/v2v_msra.yaml).
+    # 'triangulation' (learnable triangulation, main/triangulation/): N calibrated views -> 3D joints; its settings are
+    # the `triangulation` and `multiview` sections (main/configs/triangulation_*.yaml).
     arch: str = "hand4whole"
     # In 'train' mode project detached 3D joints, so that the 2D loss trains only the camera: what Hand4Whole does
     # when it trains on AGORA alone (main/configs/agora_finetune.yaml sets it).
@@ -227,9 +233,17 @@ class DataConfig:
     # False: a missing or undecodable image is an error naming the file. True: samples whose image file is
     # missing are dropped at start-up and undecodable ones replaced by the next sample, each counted and logged.
     skip_bad_images: bool = False
+    # MSRA hand (V2V): the held-out subject of the leave-one-subject-out protocol, P0..P8 (the V2V port: 3).
+    msra_test_subject: int = 3
+    # HDF5 voxel files (hpoes' layout, data/VoxelH5) of the VoxelH5 dataset's train, dev and test splits; '' = unset.
+    h5_train: str = ""
+    h5_dev: str = ""
+    h5_test: str = ""
 
     def __post_init__(self) -> None:
         _check_int("data.num_thread", self.num_thread, 0)
+        _require(_is_int(self.msra_test_subject) and 0 <= self.msra_test_subject <= 8, "data.msra_test_subject",
+                 "a subject 0..8", self.msra_test_subject)  # fmt: skip
         resolutions = ("1280x720", "3840x2160")
         _require(self.agora_resolution in resolutions, "data.agora_resolution", f"one of {resolutions}",
                  self.agora_resolution)  # fmt: skip
@@ -267,9 +281,13 @@ class TrainConfig:
     # Snapshots kept in model_dump: the newest N epochs (older snapshot_<epoch> files are deleted after each new one
     # is written); 0 keeps every epoch, as Hand4Whole did. A snapshot of a small model with Adam state is ~0.5 GB.
     keep_snapshots: int = 0
+    # 'adam' (Hand4Whole, the V2V PyTorch port) or 'rmsprop' (V2V-PoseNet's original and hpoes: alpha 0.99, eps 1e-8).
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         _require(_is_number(self.lr) and self.lr > 0, "train.lr", "a positive number", self.lr)
+        optimizers = ("adam", "rmsprop")
+        _require(self.optimizer in optimizers, "train.optimizer", f"one of {optimizers}", self.optimizer)
         factor = self.lr_dec_factor
         _require(_is_number(factor) and factor > 0, "train.lr_dec_factor", "a positive number", factor)
         self.lr, self.lr_dec_factor = float(self.lr), float(factor)

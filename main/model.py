@@ -7,6 +7,8 @@
 | pose2pose_hand   | main/pose2pose_model.py, right-hand MANO     | pose2pose.py (hand)         |
 | pose2pose_face   | main/pose2pose_model.py, FLAME               | pose2pose.py (face)         |
 | integral         | main/integral_model.py (3D skeleton, 18 j.)  | integral.py                 |
+| v2v              | main/v2v_model.py (depth/voxels -> hand j.)  | none: MSRA, VoxelH5 build it|
+| triangulation    | main/triangulation/ (N views -> 3D skeleton) | none: data/multiview.py     |
 
 A family's hooks are a `main.family.Family`; docs/extending.md says how to add one.
 """
@@ -20,11 +22,14 @@ from torch import nn
 
 from common.body_models import get_body_models
 from common.engine.visualize import MeshPicture
+from data.multiview import collate_multiview
 from main.config import Config
 from main.family import Family, MeshView
 from main.hand4whole_model import MODES, WholeBodyModel, get_wholebody_model
 from main.integral_model import get_integral_model, skeleton_picture
 from main.pose2pose_model import get_part_model
+from main.triangulation import get_triangulation_model, triangulation_param_groups, views_picture
+from main.v2v_model import get_v2v_model, volume_picture
 
 __all__ = ["FAMILIES", "MODES", "WholeBodyModel", "get_family", "get_model", "mesh_picture"]
 
@@ -85,6 +90,18 @@ FAMILIES: dict[str, Family] = {
     "integral": Family(
         "integral", "Integral regression: RGB person crop -> 3D skeleton (Human3.6M 17 + Thorax) by soft-argmax",
         get_integral_model, skeleton_picture, None, default_configs=("integral_h36m",),
+    ),
+    "v2v": Family(
+        "v2v", "V2V-PoseNet: depth map or voxel grid -> 3D hand joints (21 MSRA joints) by per-joint 3D heatmaps",
+        get_v2v_model, volume_picture, None,
+        default_configs=("v2v_msra", "v2v_msra_integral", "v2v_h5", "synthetic_v2v"),
+    ),
+    "triangulation": Family(
+        "triangulation", "Learnable triangulation: N calibrated RGB views -> 3D skeleton (algebraic, volumetric, RANSAC)",
+        get_triangulation_model, views_picture, None, triangulation_param_groups, collate_multiview,
+        default_configs=("triangulation_h36m_alg", "triangulation_h36m_vol_softmax", "triangulation_h36m_ransac",
+                         "triangulation_cmu_alg", "triangulation_cmu_vol_softmax", "synthetic_triangulation_alg",
+                         "synthetic_triangulation_vol"),
     ),
 }  # fmt: skip
 """Model families by `model.arch`."""

@@ -1,6 +1,6 @@
 """The whole job on the embedded default, no licensed files needed: data, training, testing and the demo.
 
-    python tool/quickstart.py [--family hand4whole|pose2pose_body|pose2pose_hand|pose2pose_face|integral]
+    python tool/quickstart.py [--family hand4whole|pose2pose_body|pose2pose_hand|pose2pose_face|integral|v2v]
         [--train-images N] [--val-images N] [--workers N] [--gpu IDS] [key=value ...]
 
 1. the synthetic SMPL-X/SMPL/MANO/FLAME stand-in (output/body_models_synthetic/), if absent;
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         [python, str(REPO_ROOT / "main" / "test.py"), *config, "--test_epoch", str(last_epoch), *gpu,
          *test_overrides],
     )  # fmt: skip
+    for name, command in run.after_test(cfg) if run.after_test is not None else []:  # e.g. V2V's accuracy plots
+        timings[name] = _run_step(name, [python, *command])
     demo_out = Path(cfg.output_dir) / "vis" / "demo"
     if run.demo_image is not None:
         demo_gpu = ["--gpu", args.gpu.replace("-", ",").split(",")[0]] if args.gpu else []

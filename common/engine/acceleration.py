@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "OPTIMIZERS",
     "PRECISIONS",
     "autocast",
     "compile_unavailable_reason",
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 """Accepted values of `dtype` in `autocast` (config key train.precision)."""
+OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop")
+"""Accepted values of `name` in `make_optimizer` (config key train.optimizer)."""
 
 # 4D weights whose memory format channels_last changes. Conv3d (V2V head) keeps its 5D default layout:
 # torch.channels_last is defined for 4D tensors only, and channels_last_3d is not faster for its small volumes.
@@ -135,17 +138,28 @@ def prepare_model(
     return model
 
 
-def make_optimizer(params: Iterable[nn.Parameter], lr: float, device: torch.device | str) -> torch.optim.Adam:
-    """Adam (Hand4Whole's optimizer) with the fastest update kernel for the device.
+def make_optimizer(
+    params: Iterable[nn.Parameter], lr: float, device: torch.device | str, name: str = "adam"
+) -> torch.optim.Optimizer:
+    """Adam (Hand4Whole's optimizer) or RMSprop (V2V-PoseNet's) with the fastest update kernel for the device.
 
-    CUDA: `fused=True`, one kernel for all parameters. CPU: `foreach=True`, the multi-tensor path. Both compute
-    the same update as the per-parameter loop.
+    Adam on CUDA: `fused=True`, one kernel for all parameters; otherwise `foreach=True`, the multi-tensor path. Both
+    compute the same update as the per-parameter loop. RMSprop has V2V's settings, torch's defaults: alpha 0.99,
+    eps 1e-8, no momentum, no weight decay.
 
     Args:
         params: the parameters (or parameter groups) to optimise.
         lr: the learning rate.
         device: where the parameters live.
+        name: one of `OPTIMIZERS` (config key train.optimizer).
+
+    Raises:
+        ValueError: an unknown name.
     """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; accepted: {OPTIMIZERS}")
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-8, foreach=True)
     if torch.device(device).type == "cuda":
         return torch.optim.Adam(params, lr=lr, fused=True)
     return torch.optim.Adam(params, lr=lr, foreach=True)

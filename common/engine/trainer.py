@@ -137,7 +137,7 @@ class _Trainer:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = prepare_model(model, ctx.device, train.channels_last, train.compile)
         params = self.model.parameters() if job.param_groups is None else job.param_groups(self.model, self.cfg)
-        self.optimizer = make_optimizer(params, train.lr, ctx.device)
+        self.optimizer = make_optimizer(params, train.lr, ctx.device, train.optimizer)
         if ctx.is_main:  # the one process that writes snapshots, before it writes any
             self._remove_partial_snapshots()
         self.start_epoch, snapshot = self._resume()

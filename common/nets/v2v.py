@@ -102,38 +102,47 @@ class Upsample3DBlock(nn.Module):
 
 
 class V2VEncoderDecoder(nn.Module):
-    """V2V's hourglass: two pooling levels (C -> 2C -> 4C channels) and back, with residual skip connections.
+    """V2V's hourglass: `levels` pooling levels (channels doubling from C, capped at `max_channels`) and back, with
+    a residual skip connection around each level.
 
-    With channels=32 this is V2V-PoseNet's encoder-decoder (32/64/128 channels). Spatial sizes must be divisible
-    by 4; the output has the input's shape.
+    With channels=32 and the defaults this is V2V-PoseNet's encoder-decoder (two levels, 32/64/128 channels); the
+    learnable-triangulation variant is channels=32, levels=5, max_channels=128 (32/64/128/128/128/128). Module
+    names at level k (1-based): encoder_pool{k}, encoder_res{k}, skip_res{k}, decoder_res{k}, decoder_upsample{k},
+    and mid_res at the bottom. Spatial sizes must be divisible by 2**levels; the output has the input's shape.
 
     Args:
         channels: C, input and output channels.
+        levels: pooling levels (>= 1).
+        max_channels: the most channels of any level; None for no cap (C * 2**levels at the bottom).
     """
 
-    def __init__(self, channels: int = 32) -> None:
+    def __init__(self, channels: int = 32, levels: int = 2, max_channels: int | None = None) -> None:
         super().__init__()
-        c1, c2, c4 = channels, 2 * channels, 4 * channels
-        self.encoder_pool1 = Pool3DBlock(2)
-        self.encoder_res1 = Res3DBlock(c1, c2)
-        self.encoder_pool2 = Pool3DBlock(2)
-        self.encoder_res2 = Res3DBlock(c2, c4)
-        self.mid_res = Res3DBlock(c4, c4)
-        self.decoder_res2 = Res3DBlock(c4, c4)
-        self.decoder_upsample2 = Upsample3DBlock(c4, c2)
-        self.decoder_res1 = Res3DBlock(c2, c2)
-        self.decoder_upsample1 = Upsample3DBlock(c2, c1)
-        self.skip_res1 = Res3DBlock(c1, c1)
-        self.skip_res2 = Res3DBlock(c2, c2)
+        if levels < 1:
+            raise ValueError(f"V2VEncoderDecoder needs levels >= 1, got {levels}")
+        cap = max_channels if max_channels is not None else channels * 2**levels
+        widths = [min(channels * 2**level, max(cap, channels)) for level in range(levels + 1)]  # level 0 is C
+        self.levels = levels
+        for k in range(1, levels + 1):  # registered in the order of the two-level original's attributes
+            self.add_module(f"encoder_pool{k}", Pool3DBlock(2))
+            self.add_module(f"encoder_res{k}", Res3DBlock(widths[k - 1], widths[k]))
+        self.mid_res = Res3DBlock(widths[levels], widths[levels])
+        for k in range(levels, 0, -1):
+            self.add_module(f"decoder_res{k}", Res3DBlock(widths[k], widths[k]))
+            self.add_module(f"decoder_upsample{k}", Upsample3DBlock(widths[k], widths[k - 1]))
+        for k in range(1, levels + 1):
+            self.add_module(f"skip_res{k}", Res3DBlock(widths[k - 1], widths[k - 1]))
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, D, H, W) -> (B, C, D, H, W)."""
-        skip1 = self.skip_res1(x)
-        x = self.encoder_res1(self.encoder_pool1(x))  # (B, 2C, D/2, H/2, W/2)
-        skip2 = self.skip_res2(x)
-        x = self.mid_res(self.encoder_res2(self.encoder_pool2(x)))  # (B, 4C, D/4, H/4, W/4)
-        x = self.decoder_upsample2(self.decoder_res2(x)) + skip2  # (B, 2C, D/2, H/2, W/2)
-        return self.decoder_upsample1(self.decoder_res1(x)) + skip1  # (B, C, D, H, W)
+        skips = []
+        for k in range(1, self.levels + 1):
+            skips.append(getattr(self, f"skip_res{k}")(x))  # at level k - 1's resolution and width
+            x = getattr(self, f"encoder_res{k}")(getattr(self, f"encoder_pool{k}")(x))
+        x = self.mid_res(x)  # (B, widths[levels], D / 2**levels, ...)
+        for k in range(self.levels, 0, -1):
+            x = getattr(self, f"decoder_upsample{k}")(getattr(self, f"decoder_res{k}")(x)) + skips[k - 1]
+        return x
 
 
 class V2VPoseNet(nn.Module):
@@ -147,22 +156,31 @@ class V2VPoseNet(nn.Module):
     Args:
         in_channels: input channels (1 for occupancy).
         joint_num: J, output heatmaps.
+        width_multiplier: m, channels 16m in the first block and 32m, 64m, 128m after it (hpoes' option; 1 is
+            V2V's), rounded; 16m must round to >= 1.
+        full_resolution: one more Upsample3DBlock in the back layers (after its residual block), so that the
+            heatmaps have the input's resolution (hpoes' V2VModel88: 88^3 out of 88^3).
     """
 
-    def __init__(self, in_channels: int, joint_num: int) -> None:
+    def __init__(self, in_channels: int, joint_num: int, width_multiplier: float = 1.0,
+                 full_resolution: bool = False) -> None:  # fmt: skip
         super().__init__()
+        c16, c32 = round(16 * width_multiplier), round(32 * width_multiplier)
+        if c16 < 1:
+            raise ValueError(f"width_multiplier {width_multiplier} leaves no channel (16 * m < 0.5)")
         self.front_layers = nn.Sequential(
-            Basic3DBlock(in_channels, 16, kernel=7),
+            Basic3DBlock(in_channels, c16, kernel=7),
             Pool3DBlock(2),
-            Res3DBlock(16, 32),
-            Res3DBlock(32, 32),
-            Res3DBlock(32, 32),
+            Res3DBlock(c16, c32),
+            Res3DBlock(c32, c32),
+            Res3DBlock(c32, c32),
         )
-        self.encoder_decoder = V2VEncoderDecoder(32)
+        self.encoder_decoder = V2VEncoderDecoder(c32)
+        upsample = [Upsample3DBlock(c32, c32)] if full_resolution else []
         self.back_layers = nn.Sequential(
-            Res3DBlock(32, 32), Basic3DBlock(32, 32, kernel=1), Basic3DBlock(32, 32, kernel=1)
+            Res3DBlock(c32, c32), *upsample, Basic3DBlock(c32, c32, kernel=1), Basic3DBlock(c32, c32, kernel=1)
         )
-        self.output_layer = nn.Conv3d(32, joint_num, kernel_size=1, stride=1, padding=0)
+        self.output_layer = nn.Conv3d(c32, joint_num, kernel_size=1, stride=1, padding=0)
         self.apply(init_head_weights)
 
     def forward(self, voxels: Tensor) -> Tensor:
@@ -172,6 +190,7 @@ class V2VPoseNet(nn.Module):
             voxels: (B, in_channels, 88, 88, 88) occupancy in {0, 1} (any size divisible by 8 works).
 
         Returns:
-            (B, J, 44, 44, 44) heatmaps (unnormalised), half the input resolution.
+            (B, J, 44, 44, 44) heatmaps (unnormalised), half the input resolution (the input's with
+            full_resolution).
         """
         return self.output_layer(self.back_layers(self.encoder_decoder(self.front_layers(voxels))))

@@ -44,6 +44,9 @@ __all__ = ["CMUPanoptic"]
 _FRAME_FILE = re.compile(r"body3DScene_(\d+)\.json")
 
 
+_PANEL_NODE = re.compile(r"\d{2}_\d{2}")  # an HD camera: panel 00, node NN
+
+
 class CMUPanoptic(MultiViewDataset):
     """CMU Panoptic HD frames of the configured sequences (see the module docstring)."""
 
@@ -106,6 +109,9 @@ class CMUPanoptic(MultiViewDataset):
             if not isinstance(entry, dict) or entry.get("type") != "hd":
                 continue
             name = str(entry.get("name"))
+            if not _PANEL_NODE.fullmatch(name):  # the name is a folder of the image paths: 'PP_NN' only
+                raise AnnotationError(f"{path}: cameras[{index}]: name {name!r} is not a panel_node name 'PP_NN'",
+                                      path)  # fmt: skip
             if (wanted and name not in wanted) or name in ignored:
                 continue
             try:

@@ -42,6 +42,7 @@ __all__ = ["Human36MMultiView", "read_labels"]
 CAMERA_FIELDS = {"R": 9, "t": 3, "K": 9, "dist": 5}  # field -> values per camera
 TABLE_FIELDS = ("subject_idx", "action_idx", "frame_idx", "keypoints", "bbox_by_camera_tlbr")
 LIST_KEYS = ("subject_names", "camera_names", "action_names")
+_PATH_NAME = re.compile(r"[A-Za-z0-9_\- ]+")  # 'S1', '54138969', 'Directions-1', 'Walking Dog-2'; no '/', '.'
 
 
 def _structured(labels: dict, key: str, fields: Any, ndim: int, path: Path) -> np.ndarray:
@@ -72,6 +73,10 @@ def read_labels(path: Path) -> dict[str, Any]:
     for key in LIST_KEYS:
         if not isinstance(labels[key], list | tuple) or not all(isinstance(n, str) for n in labels[key]):
             raise AnnotationError(f"{path}: {key!r} must be a list of names", path)
+        # The names become folder names of image paths: a name with a separator or '..' could leave the root.
+        unsafe = [n for n in labels[key] if not _PATH_NAME.fullmatch(n)]
+        if unsafe:
+            raise AnnotationError(f"{path}: {key!r} holds names that are not plain folder names: {unsafe[:3]}", path)
     cameras = _structured(labels, "cameras", CAMERA_FIELDS, 2, path)
     table = _structured(labels, "table", TABLE_FIELDS, 1, path)
     shape = (len(labels["subject_names"]), len(labels["camera_names"]))

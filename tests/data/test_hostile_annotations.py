@@ -57,8 +57,14 @@ def build(layout: Layout, human_model_path: Path, *overrides: str) -> BaseDatase
     return build_dataset(layout.name, layout.split, layout.cfg(human_model_path, *overrides))
 
 
+# Loaders that take no file path from an annotation: MSRA's and the HDF5 files' paths are fixed by the layout; the
+# multi-view sets build them from names that their readers check (tests/data/test_multiview_datasets.py:
+# test_h36m_names_that_would_leave_the_root_are_refused, test_cmu_configuration_errors_name_the_key_or_file).
+NO_ANNOTATED_PATHS = {"MSRA", "VoxelH5", "Human36MMultiView", "CMUPanoptic"}
+
+
 def test_every_loader_has_a_hostile_layout() -> None:
-    assert set(WRITERS) == set(DATASETS)
+    assert set(WRITERS) == set(DATASETS) - NO_ANNOTATED_PATHS
 
 
 # --- paths out of their root ------------------------------------------------------------------------------------------

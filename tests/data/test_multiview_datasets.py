@@ -172,6 +172,22 @@ def test_h36m_missing_or_malformed_labels_name_the_file(tmp_path: Path) -> None:
     assert str(labels) in str(err.value)
 
 
+@pytest.mark.parametrize("key", ["camera_names", "action_names"])
+def test_h36m_names_that_would_leave_the_root_are_refused(h36m: H36MFixture, tmp_path: Path, key: str) -> None:
+    """Camera and action names become folders of the image paths: '../..' in one is an error naming the file."""
+    from common.body_models.pickle_io import load_npy
+
+    labels = load_npy(h36m.labels_path)[()]
+    labels[key] = ["../../outside", *labels[key][1:]]
+    root = tmp_path / "hostile"
+    path = root / "extra" / h36m.labels_path.name
+    path.parent.mkdir(parents=True)
+    np.save(path, labels, allow_pickle=True)
+    with pytest.raises(AnnotationError, match=f"{key}.*not plain folder names") as err:
+        Human36MMultiView("test", make_cfg(tmp_path, {"Human36MMultiView": root}))
+    assert str(path) in str(err.value)
+
+
 def test_collate_pads_views_with_masked_zeros(h36m: H36MFixture, tmp_path: Path) -> None:
     dataset = Human36MMultiView("test", make_cfg(tmp_path, {"Human36MMultiView": h36m.root}), evaluation=True)
     full = dataset[0]
@@ -348,6 +364,18 @@ def test_cmu_configuration_errors_name_the_key_or_file(cmu: CMUFixture, tmp_path
     with pytest.raises(MissingAnnotationError) as missing:
         CMUPanoptic("train", cmu_cfg(tmp_path, cmu, "multiview.cmu_train_sequences=[seqZ]"))
     assert Path(missing.value.filename).is_relative_to(cmu.root / "seqZ")
+    calibration = cmu.root / "seqA" / "calibration_seqA.json"
+    original = calibration.read_text()
+    content = json.loads(original)
+    hd = next(entry for entry in content["cameras"] if entry["type"] == "hd")
+    hd["name"] = "../../outside"  # a camera name is a folder of the image paths
+    calibration.write_text(json.dumps(content))
+    try:
+        with pytest.raises(AnnotationError, match="not a panel_node name") as err:
+            CMUPanoptic("train", cmu_cfg(tmp_path, cmu))
+        assert str(calibration) in str(err.value)
+    finally:
+        calibration.write_text(original)  # the fixture is shared by the module's tests
 
 
 # --- the synthetic writers, read back -------------------------------------------------------------------------------
