@@ -97,7 +97,7 @@ FAMILIES: dict[str, Family] = {
         default_configs=("v2v_msra", "v2v_msra_integral", "v2v_h5", "synthetic_v2v"),
     ),
     "triangulation": Family(
-        "triangulation", "Learnable triangulation: N calibrated RGB views -> 3D skeleton (algebraic, volumetric, RANSAC)",
+        "triangulation", "Learnable triangulation: calibrated RGB views -> 3D skeleton (algebraic, volumetric, RANSAC)",
         get_triangulation_model, views_picture, None, triangulation_param_groups, collate_multiview,
         default_configs=("triangulation_h36m_alg", "triangulation_h36m_vol_softmax", "triangulation_h36m_ransac",
                          "triangulation_cmu_alg", "triangulation_cmu_vol_softmax", "synthetic_triangulation_alg",
