@@ -125,6 +125,7 @@ def _synthetic_batch(batch: int, hm: int, input_px: int, seed: int = 0):
             torch.from_numpy(is_3d))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_overfits_a_fixed_batch() -> None:
     torch.manual_seed(0)
     model = get_integral_model(small_cfg(), "train")
