@@ -75,7 +75,8 @@ def format_rows(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _parse_workers(text: str) -> list[int]:
+def parse_workers(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]: the --workers option of the benchmarks (UsageError otherwise)."""
     try:
         counts = [int(part) for part in text.split(",")]
     except ValueError:
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic-images", type=int, default=100, help="images written when the set is absent")
     parser.add_argument("overrides", nargs="*", help="config key=value overrides")
     args = parser.parse_args(argv)
-    workers = _parse_workers(args.workers)
+    workers = parse_workers(args.workers)
     cfg = _config(args)
     batch_size = args.batch_size or cfg.train.train_batch_size
     if args.num_samples < 2 * batch_size:

@@ -45,6 +45,8 @@ from common.geometry.voxel import (
     voxelize,
 )
 from common.nets.v2v import V2VPoseNet
+from tool.benchmark import time_runs
+from tool.benchmark_data import parse_workers
 
 WIDTH, HEIGHT = 320, 240
 INTRINSICS = (241.42, 241.42, 160.0, 120.0)  # MSRA's fx, fy, cx, cy
@@ -120,22 +122,9 @@ def measure_per_sample(depths: np.ndarray, refs: np.ndarray, args: argparse.Name
     return rows
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def median_seconds(run: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls after one untimed call; synchronised on CUDA."""
-    run()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        run()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median seconds of ``repeats`` calls after one untimed call; synchronised on CUDA (tool/benchmark.py)."""
+    return statistics.median(time_runs(run, device, warmup=1, repeats=repeats))
 
 
 def measure_batched(depths: np.ndarray, refs: np.ndarray, args: argparse.Namespace) -> dict:
@@ -201,16 +190,6 @@ def format_table(rows: Sequence[dict], macs: dict[str, float] | None) -> str:
     return "\n".join(lines)
 
 
-def _parse_workers(text: str) -> list[int]:
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 0:
-        raise UsageError(f"--workers {text!r}: expected comma-separated worker counts >= 0, e.g. 1,2")
-    return counts
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=8, help="depth maps per batch for (a) and (b)")
@@ -226,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    args.workers = _parse_workers(args.workers)
+    args.workers = parse_workers(args.workers)
     if min(args.batch, args.batches, args.net_batch, args.repeats) < 1:
         raise UsageError("--batch, --batches, --net-batch and --repeats must be at least 1")
     if args.grid_size < 8 or args.grid_size % 8:
