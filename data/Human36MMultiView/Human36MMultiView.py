@@ -13,7 +13,7 @@ Layout under the dataset root (data.dataset_roots['Human36MMultiView'] or <data_
                   a zero box: that camera has no image of the frame (S11 Directions-2 lacks 54138969)
 
 The labels file is a pickle inside a .npy: it is read with the restricted unpickler of
-common/body_models/pickle_io.py (numpy arrays and plain containers only), never with np.load(allow_pickle=True).
+common/body_models/pickle_io.py (numpy arrays and plain containers only), never with numpy's pickle-enabled load.
 
 Splits: train S1, S5, S6, S7, S8; test S9, S11 (every multiview.retain_every_n_frames_in_test-th frame of the
 table's test rows). multiview.with_damaged_actions false leaves out S9's Greeting-2, SittingDown-2 and Waiting-1,

@@ -157,5 +157,6 @@ def load_backbone_weights(backbone: PoseResNet, path: str | PathLike[str]) -> li
             target = expected[key].clone()
             target[:count] = state[key][:count].to(target.dtype)
             loadable[key] = target
-    backbone.load_state_dict(loadable, strict=False)  # the complete check is above; absent heads keep their init
+    # Strict over the whole state: the keys the file lacks (absent heads, the confidence heads) keep their init.
+    backbone.load_state_dict({**expected, **loadable})
     return ["trunk", *sorted(prefix.rstrip(".") for prefix in head_present)]
