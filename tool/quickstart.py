@@ -1,12 +1,15 @@
 """The whole job on the embedded default, no licensed files needed: data, training, testing and the demo.
 
-    python tool/quickstart.py [--family hand4whole|pose2pose_body|pose2pose_hand|pose2pose_face|integral|v2v]
+    python tool/quickstart.py [--family hand4whole|pose2pose_body|pose2pose_hand|pose2pose_face|integral|v2v|
+        triangulation]
         [--train-images N] [--val-images N] [--workers N] [--gpu IDS] [key=value ...]
 
 1. the synthetic SMPL-X/SMPL/MANO/FLAME stand-in (output/body_models_synthetic/), if absent;
 2. the family's synthetic sets, training and held-out (output/data/: AGORA's layout for Hand4Whole and the body
-   model, FreiHAND's for the hand model, FFHQ's for the face model), if absent or made with other settings;
-3. training with the family's config (main/configs/synthetic{,_body,_hand,_face}.yaml; python main/train.py);
+   model, FreiHAND's for the hand model, FFHQ's for the face model, Human3.6M's upstream layout + MPII's for Integral,
+   MSRA's for V2V, the multi-view labels layout for triangulation), if absent or made with other settings;
+3. training with the family's config (main/configs/synthetic*.yaml; python main/train.py; triangulation trains and
+   tests its algebraic model while preparing, for the volumetric model's pelvis);
 4. testing the last snapshot on the held-out set (python main/test.py; <output_dir>/result/);
 5. the demo on a held-out image with its annotated box (python demo/demo.py; <output_dir>/vis/demo/), for the mesh
    families;
