@@ -14,24 +14,18 @@ import pytest
 import torch
 
 from common.engine.cli import USAGE_EXIT_CODE, run_cli
-from common.engine.snapshot import read_snapshot, write_snapshot
+from common.engine.snapshot import read_snapshot
 from common.utils.render import MeshRenderer, MeshSpec
 from demo.camera import PinholeCamera, person_crop
 from demo.detector import COCO_PERSON_LABEL
 from demo.inference import build_model, predict_person
 from demo.people import PEOPLE_FILES, detect_people, person_file_stem, select_people_boxes
-from main.config import Config, config_to_dict, load_config
-from main.model import get_family, get_model
+from main.config import Config
+from main.model import get_family
 from tool.make_synthetic_video import pose_synthetic_people, render_synthetic_video
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMG_HW = (120, 160)
-# Hand4Whole at a sixteenth of the quickstart's input area: fast on a CPU, every shape consistent.
-TINY_GEOMETRY = [
-    "model.input_img_shape=[128,96]", "model.input_body_shape=[64,48]", "model.output_hm_shape=[8,2,2]",
-    "model.princpt=[24,32]", "model.input_hand_shape=[32,32]", "model.output_hand_hm_shape=[8,1,1]",
-    "model.input_face_shape=[32,32]",
-]  # fmt: skip
 
 
 def _demo_script():
@@ -46,19 +40,6 @@ demo_script = _demo_script()
 
 def _run(argv: list[str]) -> int:
     return run_cli(demo_script.main, argv, prog="demo.py", user_errors=demo_script.USER_ERRORS)
-
-
-@pytest.fixture(scope="module")
-def tiny_cfg(synthetic_body_model_dir: Path) -> Config:
-    return load_config("synthetic", [f"human_model_path={synthetic_body_model_dir}", *TINY_GEOMETRY])
-
-
-@pytest.fixture(scope="module")
-def snapshot_file(tiny_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    network = get_model(tiny_cfg, "test").state_dict()  # random weights; "test" skips the slower init
-    path = tmp_path_factory.mktemp("ckpt") / "snapshot_1.pth.tar"
-    return write_snapshot({"epoch": 1, "network": network, "config": config_to_dict(tiny_cfg)}, path)
 
 
 @pytest.fixture(scope="module")

@@ -12,22 +12,17 @@ import pytest
 import torch
 
 from common.engine.cli import run_cli
-from common.engine.snapshot import read_snapshot, write_snapshot
+from common.engine.snapshot import read_snapshot
 from demo import video
 from demo.full_image_camera import image_camera
 from demo.inference import build_model
 from demo.smoothing import OneEuroFilter, OneEuroSettings, ParamSmoother, SmoothingSettings
 from demo.tracking import IoUTracker, TrackerOptions, associate, box_iou
-from main.config import Config, config_to_dict, load_config
-from main.model import get_family, get_model
+from main.config import Config
+from main.model import get_family
 from tool.make_synthetic_video import pose_synthetic_people, render_synthetic_video, write_synthetic_video
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TINY_GEOMETRY = [  # as tests/demo/test_multi_person.py: Hand4Whole at a sixteenth of the quickstart's input area
-    "model.input_img_shape=[128,96]", "model.input_body_shape=[64,48]", "model.output_hm_shape=[8,2,2]",
-    "model.princpt=[24,32]", "model.input_hand_shape=[32,32]", "model.output_hand_hm_shape=[8,1,1]",
-    "model.input_face_shape=[32,32]",
-]  # fmt: skip
 FPS = 30.0
 
 
@@ -164,19 +159,6 @@ def test_one_euro_filter_hand_computed() -> None:
 
 
 # --- the video demo -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_cfg(synthetic_body_model_dir: Path) -> Config:
-    return load_config("synthetic", [f"human_model_path={synthetic_body_model_dir}", *TINY_GEOMETRY])
-
-
-@pytest.fixture(scope="module")
-def snapshot_file(tiny_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    network = get_model(tiny_cfg, "test").state_dict()  # random weights; "test" skips the slower init
-    path = tmp_path_factory.mktemp("ckpt") / "snapshot_1.pth.tar"
-    return write_snapshot({"epoch": 1, "network": network, "config": config_to_dict(tiny_cfg)}, path)
 
 
 @pytest.fixture(scope="module")
