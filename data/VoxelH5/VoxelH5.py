@@ -20,7 +20,7 @@ The sample (the model resamples the volume for augmentation, main/v2v_model.py):
     meta_info['frame_index'] () int64 the sample's index in the file
     meta_info['aug_seed']   () int64 the sample's augmentation seed
 
-Evaluated as MSRA (data/MSRA/MSRA.py, `HandJointsDataset`): mean and largest joint error per frame, each joint's mean
+Evaluated as MSRA (data/hand_joints.py, `HandJointsDataset`): mean and largest joint error per frame, each joint's mean
 error, and the predictions in camera mm, one line per sample, in result/VoxelH5/{test,dev,fit}_res.txt.
 """
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from common.engine.cli import UsageError
 from common.paths import resolve_repo_path
-from data.MSRA.MSRA import HandJointsDataset
+from data.hand_joints import HandJointsDataset
 from data.record import AnnotationError
 from data.VoxelH5.hpoes_h5 import H5Keys, labels_to_mm, read_voxel_h5
 

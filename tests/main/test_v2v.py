@@ -16,7 +16,8 @@ import main.model
 from common.engine.acceleration import OPTIMIZERS, make_optimizer
 from common.geometry.voxel import augmentation_matrices, depth_to_points, voxelize
 from common.nets.v2v import V2VPoseNet
-from data.MSRA.MSRA import MSRA_SKELETON, match_unordered_joints
+from data.hand_joints import match_unordered_joints
+from data.MSRA.MSRA import MSRA_SKELETON
 from main.config import ConfigError, load_config
 from main.v2v_model import DECODERS, V2VModel, global_peaks, resample_volume, step_generator, volume_picture
 
