@@ -3,7 +3,6 @@ people, checked against the single-person pipeline run on each box, and its one-
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from common.engine.cli import USAGE_EXIT_CODE, run_cli
 from common.engine.snapshot import read_snapshot
 from common.utils.render import MeshRenderer, MeshSpec
+from demo import demo as demo_script
 from demo.camera import PinholeCamera, person_crop
 from demo.detector import COCO_PERSON_LABEL
 from demo.inference import build_model, predict_person
@@ -26,16 +26,6 @@ from tool.make_synthetic_video import pose_synthetic_people, render_synthetic_vi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMG_HW = (120, 160)
-
-
-def _demo_script():
-    spec = importlib.util.spec_from_file_location("demo_script_people", REPO_ROOT / "demo" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo_script = _demo_script()
 
 
 def _run(argv: list[str]) -> int:
