@@ -24,7 +24,6 @@ from main.config import Config
 from main.model import get_family
 from tool.make_synthetic_video import pose_synthetic_people, render_synthetic_video
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 IMG_HW = (120, 160)
 
 
