@@ -204,8 +204,10 @@ def _spawned_entry(
     bound_device = device if plan.device_type == "cuda" else None  # NCCL connects eagerly to its bound device
     dist.init_process_group(plan.backend, init_method=f"tcp://127.0.0.1:{port}", rank=local_rank,
                             world_size=plan.nprocs, timeout=_TIMEOUT, device_id=bound_device)  # fmt: skip
+    succeeded = False
     try:
         worker(WorkerContext(local_rank, plan.nprocs, local_rank, device), *args)
+        succeeded = True
     except USER_ERRORS + user_errors as exc:
         # The parent re-raises it: the user gets one line, not the child's traceback. Sent as a UsageError
         # because not every exception type survives pickling (those with several constructor arguments).
@@ -215,7 +217,19 @@ def _spawned_entry(
         errors.put(exc)
         raise
     finally:
-        dist.destroy_process_group()
+        _end_process_group(succeeded)
+
+
+def _end_process_group(succeeded: bool) -> None:
+    """Tears the process group down; after a successful worker, only once every process has finished its own.
+
+    Without the barrier a fast process may close its gloo connections (and rank 0 its rendezvous store) while a
+    peer is still tearing down, and both then abort in C++ ("terminate called without an active exception"),
+    after their results were written. A failed worker skips it: its peers may never reach the barrier.
+    """
+    if succeeded:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def launch(
@@ -243,11 +257,14 @@ def launch(
         env = torchrun_environment()
         assert env is not None  # plan_launch saw it
         device = _device(plan, env["LOCAL_RANK"])
-        dist.init_process_group(plan.backend, init_method="env://", timeout=_TIMEOUT)
+        bound_device = device if plan.device_type == "cuda" else None
+        dist.init_process_group(plan.backend, init_method="env://", timeout=_TIMEOUT, device_id=bound_device)
+        succeeded = False
         try:
             worker(WorkerContext(env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"], device), *args)
+            succeeded = True
         finally:
-            dist.destroy_process_group()
+            _end_process_group(succeeded)
         return
     if plan.nprocs == 1:
         worker(WorkerContext(0, 1, 0, _device(plan, 0)), *args)
