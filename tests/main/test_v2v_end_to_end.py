@@ -145,6 +145,7 @@ def test_voxel_h5_files_match_msra_and_train(msra_root: Path, tmp_path: Path) ->
     assert errors.mean() == pytest.approx(metrics["metrics"]["mean_joint_error"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_overfits_a_few_frames_below_10_mm(msra_root: Path) -> None:
     # synthetic_v2v's geometry (32^3 grid, 16^3 heatmaps, 3/4 width), no augmentation
     cfg = load_config("synthetic_v2v", [f"data.dataset_roots={{MSRA: {msra_root}}}",
