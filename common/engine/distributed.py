@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -201,34 +202,36 @@ def _spawned_entry(
     reported: tuple[type[BaseException], ...],
 ) -> None:
     device = _device(plan, local_rank)
-    bound_device = device if plan.device_type == "cuda" else None  # NCCL connects eagerly to its bound device
-    dist.init_process_group(plan.backend, init_method=f"tcp://127.0.0.1:{port}", rank=local_rank,
-                            world_size=plan.nprocs, timeout=_TIMEOUT, device_id=bound_device)  # fmt: skip
-    succeeded = False
-    try:
-        worker(WorkerContext(local_rank, plan.nprocs, local_rank, device), *args)
-        succeeded = True
-    except USER_ERRORS + user_errors as exc:
-        # The parent re-raises it: the user gets one line, not the child's traceback. Sent as a UsageError
-        # because not every exception type survives pickling (those with several constructor arguments).
-        errors.put(UsageError(user_message(exc)))
-        raise
-    except reported as exc:
-        errors.put(exc)
-        raise
-    finally:
-        _end_process_group(succeeded)
+    with _process_group(plan, device, f"tcp://127.0.0.1:{port}", rank=local_rank, world_size=plan.nprocs):
+        try:
+            worker(WorkerContext(local_rank, plan.nprocs, local_rank, device), *args)
+        except USER_ERRORS + user_errors as exc:
+            # The parent re-raises it: the user gets one line, not the child's traceback. Sent as a UsageError
+            # because not every exception type survives pickling (those with several constructor arguments).
+            errors.put(UsageError(user_message(exc)))
+            raise
+        except reported as exc:
+            errors.put(exc)
+            raise
 
 
-def _end_process_group(succeeded: bool) -> None:
-    """Tears the process group down; after a successful worker, only once every process has finished its own.
+@contextmanager
+def _process_group(plan: LaunchPlan, device: torch.device, init_method: str, **rendezvous: int) -> Iterator[None]:
+    """The process group around one worker; torn down after it, only once every process has finished its own.
 
     Without the barrier a fast process may close its gloo connections (and rank 0 its rendezvous store) while a
     peer is still tearing down, and both then abort in C++ ("terminate called without an active exception"),
     after their results were written. A failed worker skips it: its peers may never reach the barrier.
     """
-    if succeeded:
-        dist.barrier()
+    bound_device = device if plan.device_type == "cuda" else None  # NCCL connects eagerly to its bound device
+    dist.init_process_group(plan.backend, init_method=init_method, timeout=_TIMEOUT, device_id=bound_device,
+                            **rendezvous)  # fmt: skip
+    try:
+        yield
+    except BaseException:
+        dist.destroy_process_group()
+        raise
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -257,14 +260,8 @@ def launch(
         env = torchrun_environment()
         assert env is not None  # plan_launch saw it
         device = _device(plan, env["LOCAL_RANK"])
-        bound_device = device if plan.device_type == "cuda" else None
-        dist.init_process_group(plan.backend, init_method="env://", timeout=_TIMEOUT, device_id=bound_device)
-        succeeded = False
-        try:
+        with _process_group(plan, device, "env://"):
             worker(WorkerContext(env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"], device), *args)
-            succeeded = True
-        finally:
-            _end_process_group(succeeded)
         return
     if plan.nprocs == 1:
         worker(WorkerContext(0, 1, 0, _device(plan, 0)), *args)
